@@ -1,0 +1,52 @@
+# propwatch: `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+MODEL := models/propwatch-tco-minilm/config.json
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.DEFAULT_GOAL := help
+.PHONY: help install model model-rebuild demo test test-unit test-integration lint evaluate clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-18s %s\n", $$1, $$2}'
+
+install: $(STAMP) ## create .venv: torch==2.13.0 (CPU) first, then propwatch with its dev extras
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+model: install ## build the default model when it is missing (a few minutes on 2 cores)
+	@test -f $(MODEL) || $(BIN)/propwatch model build
+
+model-rebuild: install ## build the default model again, from scratch
+	$(BIN)/propwatch model build
+
+demo: model ## the main job: the pipeline on a bundled sample, on the embedded broker
+	$(BIN)/propwatch demo
+
+evaluate: model ## evaluate the default model on the held-out split of the seed corpus
+	$(BIN)/propwatch evaluate --split test
+
+test: model ## the whole test suite (what .ci/run calls)
+	$(BIN)/python -m pytest
+
+test-unit: install ## the tests that need no broker
+	$(BIN)/python -m pytest tests/unit
+
+test-integration: model ## the tests against the embedded broker
+	$(BIN)/python -m pytest tests/integration
+
+lint: install ## ruff (lint and format check)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+clean: ## remove the virtual environment, built models and caches
+	rm -rf $(VENV) models .propwatch .pytest_cache .ruff_cache .hypothesis *.egg-info

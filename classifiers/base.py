@@ -1,0 +1,94 @@
+"""The classifier interface the stream code depends on, and the label taxonomy.
+
+Labels follow the EU Terrorist Content Online Regulation (2021/784), Art. 2(7): material that
+incites, solicits (recruits), instructs, or threatens. A classifier scores texts against the
+taxonomy labels it covers; thresholds are applied by the stream, never by a classifier.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+LABELS: tuple[str, ...] = ("incitement", "recruitment", "instruction", "threat")
+"""The taxonomy, in a fixed order."""
+
+IGNORE = "ignore"
+"""Label-map target that drops a model label (e.g. a toxicity model's ``insult``)."""
+
+Scores = dict[str, float]
+
+
+class LabelMappingError(ValueError):
+    """A model's labels do not map onto the taxonomy."""
+
+
+@dataclass(frozen=True)
+class ClassifierOptions:
+    """What a backend factory gets besides the model reference; all from the settings."""
+
+    label_map: Mapping[str, str] = field(default_factory=dict)
+    max_length: int = 256
+    threads: int = 0
+
+
+class Classifier(ABC):
+    """Scores texts against taxonomy labels.
+
+    ``name`` and ``revision`` identify the model in every output record, so that a referral can
+    be reproduced; ``labels`` are the taxonomy labels this classifier scores.
+    """
+
+    name: str
+    revision: str
+    labels: tuple[str, ...]
+
+    @abstractmethod
+    def predict(self, texts: Sequence[str]) -> list[Scores]:
+        """One mapping ``label -> score in [0, 1]`` per text, in order, with every label in
+        ``labels``. May raise; the stream then retries item by item."""
+
+
+def resolve_label_map(model_labels: Sequence[str], label_map: Mapping[str, str]) -> dict[str, str]:
+    """Map each model label to a taxonomy label (or drop it), failing with a readable message.
+
+    A model label maps through ``label_map`` when it is there, else to itself. A target of
+    ``ignore`` drops the label. Every other target must be a taxonomy label.
+    """
+    stale = sorted(set(label_map) - set(model_labels))
+    if stale:
+        raise LabelMappingError(
+            f"label map names labels the model does not have: {stale}; "
+            f"the model's labels are {list(model_labels)}"
+        )
+    resolved: dict[str, str] = {}
+    unmapped: list[str] = []
+    for label in model_labels:
+        target = label_map.get(label, label)
+        if target == IGNORE:
+            continue
+        if target not in LABELS:
+            unmapped.append(label)
+        else:
+            resolved[label] = target
+    if unmapped:
+        raise LabelMappingError(
+            f"model labels {unmapped} are not in the taxonomy {list(LABELS)}; set "
+            'PROPWATCH_LABEL_MAP, e.g. {"'
+            + unmapped[0]
+            + '": "incitement"} or {"'
+            + unmapped[0]
+            + '": "ignore"}'
+        )
+    if not resolved:
+        raise LabelMappingError(
+            f"no model label maps onto the taxonomy {list(LABELS)}; model labels: {list(model_labels)}"
+        )
+    return resolved
+
+
+def taxonomy_labels(resolved: Mapping[str, str]) -> tuple[str, ...]:
+    """The taxonomy labels a resolved label map covers, in taxonomy order."""
+    covered = set(resolved.values())
+    return tuple(label for label in LABELS if label in covered)

@@ -1,0 +1,40 @@
+"""Where the project's default model lives, and how a model reference is resolved."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DEFAULT_MODEL = "default"
+"""The value of ``PROPWATCH_MODEL`` that means the project's own model."""
+
+MODEL_NAME = "propwatch-tco-minilm"
+ENV_DIR = "PROPWATCH_MODELS_DIR"
+
+
+class ModelNotBuiltError(FileNotFoundError):
+    """The default model has not been built on this machine."""
+
+
+def models_dir() -> Path:
+    """The git-ignored folder of built models (``models/`` in the checkout unless overridden)."""
+    override = os.environ.get(ENV_DIR)
+    return Path(override) if override else Path(__file__).resolve().parents[1] / "models"
+
+
+def default_model_path() -> Path:
+    """The folder of the default model (it may not be built yet)."""
+    return models_dir() / MODEL_NAME
+
+
+def resolve_model(reference: str) -> str:
+    """A model reference for a backend: ``default`` becomes the built default model's folder."""
+    if reference != DEFAULT_MODEL:
+        return reference
+    path = default_model_path()
+    if not (path / "config.json").is_file():
+        raise ModelNotBuiltError(
+            f"the default model is not built at {path}: run `make model` (or set PROPWATCH_MODEL "
+            "to a model folder or hub id)"
+        )
+    return str(path)

@@ -1,0 +1,100 @@
+"""The Hugging Face ``transformers`` backend: any sequence-classification model folder or hub id."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from classifiers.base import (
+    Classifier,
+    ClassifierOptions,
+    Scores,
+    resolve_label_map,
+    taxonomy_labels,
+)
+
+CHARS_PER_TOKEN_BOUND = 16
+"""Texts are cut to ``max_length * 16`` characters before tokenising: no token is longer, and a
+1 MiB text then costs no more to tokenise than a page."""
+
+
+def folder_revision(folder: Path) -> str:
+    """A content hash of a model folder: the revision of a model that has no hub commit."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(folder)).encode())
+        with path.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    return "sha256:" + digest.hexdigest()[:16]
+
+
+class TransformersClassifier(Classifier):
+    """A ``transformers`` sequence classifier whose labels map onto the taxonomy."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        tokenizer: object,
+        *,
+        name: str,
+        revision: str,
+        options: ClassifierOptions,
+    ) -> None:
+        config = model.config  # type: ignore[attr-defined]
+        model_labels = [config.id2label[i] for i in range(config.num_labels)]
+        self._mapping = resolve_label_map(model_labels, options.label_map)
+        self._model_labels = model_labels
+        self._multi_label = config.problem_type == "multi_label_classification"
+        self._model = model.eval()
+        self._tokenizer = tokenizer
+        self._max_length = options.max_length
+        self._device = next(model.parameters()).device
+        self.name = name
+        self.revision = revision
+        self.labels = taxonomy_labels(self._mapping)
+
+    @classmethod
+    def load(cls, model: str, options: ClassifierOptions) -> TransformersClassifier:
+        """Load a local folder or a hub id (from the local cache when offline)."""
+        if options.threads:
+            torch.set_num_threads(options.threads)
+        folder = Path(model)
+        tokenizer = AutoTokenizer.from_pretrained(model)
+        network = AutoModelForSequenceClassification.from_pretrained(model)
+        if torch.cuda.is_available():
+            network = network.to("cuda")
+        if folder.is_dir():
+            name, revision = folder.resolve().name, folder_revision(folder)
+        else:
+            name = model
+            revision = getattr(network.config, "_commit_hash", None) or "unknown"
+        return cls(network, tokenizer, name=name, revision=revision, options=options)
+
+    def predict(self, texts: Sequence[str]) -> list[Scores]:
+        if not texts:
+            return []
+        cut = self._max_length * CHARS_PER_TOKEN_BOUND
+        encoded = self._tokenizer(  # type: ignore[operator]
+            [text[:cut] for text in texts],
+            padding=True,
+            truncation=True,
+            max_length=self._max_length,
+            return_tensors="pt",
+        ).to(self._device)
+        with torch.inference_mode():
+            logits = self._model(**encoded).logits.float()
+        probs = torch.sigmoid(logits) if self._multi_label else torch.softmax(logits, dim=-1)
+        results: list[Scores] = []
+        for row in probs.cpu().tolist():
+            scores: Scores = {}
+            for model_label, score in zip(self._model_labels, row, strict=True):
+                target = self._mapping.get(model_label)
+                if target is not None:
+                    scores[target] = max(scores.get(target, 0.0), float(score))
+            results.append(scores)
+        return results

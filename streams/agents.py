@@ -1,0 +1,195 @@
+"""What the worker does with a batch of content messages: validate, classify, route.
+
+:class:`BatchProcessor` holds the logic and knows nothing of Faust, so it is tested directly;
+:func:`install_agent` wires it to a Faust app with micro-batching and at-least-once sends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass
+
+import faust
+
+from classifiers.base import Classifier, Scores
+from streams.metrics import Metrics
+from streams.records import (
+    ContentItem,
+    ErrorCode,
+    ModelRef,
+    Rejection,
+    SourcePosition,
+    Stage,
+    cleared_record,
+    dlq_record,
+    encode,
+    parse_item,
+    referral_record,
+    utc_now,
+)
+from streams.topics import CLEARED, CONTENT, DLQ, REFERRALS, TopicSpec
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Message:
+    """One consumed content message: its bytes and where it came from."""
+
+    value: bytes
+    source: SourcePosition
+
+
+@dataclass(frozen=True)
+class Output:
+    """One record to send: its topic, key and JSON value."""
+
+    topic: TopicSpec
+    key: bytes
+    value: bytes
+
+
+class ClassifierContractError(RuntimeError):
+    """The classifier returned something other than one score per label per text."""
+
+
+class BatchProcessor:
+    """Turns a batch of content messages into exactly one output record each."""
+
+    def __init__(
+        self,
+        classifier: Classifier,
+        *,
+        thresholds: Mapping[str, float],
+        max_text_bytes: int,
+        metrics: Metrics,
+        executor: Executor,
+        author_key: bytes | None = None,
+    ) -> None:
+        self.classifier = classifier
+        self.model = ModelRef(classifier.name, classifier.revision)
+        self.thresholds = {label: thresholds[label] for label in classifier.labels}
+        self.max_text_bytes = max_text_bytes
+        self.metrics = metrics
+        self.executor = executor
+        self.author_key = author_key
+
+    async def process(self, messages: Sequence[Message]) -> list[Output]:
+        """One output per message, in input order. Never raises for bad input or a bad model."""
+        received_at = utc_now()
+        self.metrics.items_consumed.inc(len(messages))
+        self.metrics.batch_size.observe(len(messages))
+        parsed = [parse_item(m.value, max_text_bytes=self.max_text_bytes) for m in messages]
+        items = [p for p in parsed if isinstance(p, ContentItem)]
+        scores = iter(await self._classify(items))
+        classified_at = utc_now()
+        outputs = []
+        for message, result in zip(messages, parsed, strict=True):
+            if isinstance(result, Rejection):
+                outputs.append(self._dead_letter(result, message, received_at))
+                continue
+            verdict = next(scores)
+            if isinstance(verdict, Rejection):
+                outputs.append(self._dead_letter(verdict, message, received_at))
+            else:
+                outputs.append(self._route(result, verdict, classified_at))
+        return outputs
+
+    async def _classify(self, items: list[ContentItem]) -> list[Scores | Rejection]:
+        """Scores for every item; on a failing batch, retry item by item."""
+        if not items:
+            return []
+        try:
+            return list(await self._predict([item.text for item in items]))
+        except Exception as exc:  # the model's failure must not take the batch down
+            log.warning("classifier failed on a batch of %d (%s); retrying item by item", len(items), exc)
+        results: list[Scores | Rejection] = []
+        for item in items:
+            try:
+                results.extend(await self._predict([item.text]))
+            except Exception as exc:
+                results.append(
+                    Rejection(
+                        ErrorCode.CLASSIFIER_ERROR,
+                        f"{type(exc).__name__}: {exc}"[:1000],
+                        item_id=item.id,
+                        stage=Stage.CLASSIFY,
+                    )
+                )
+        return results
+
+    async def _predict(self, texts: list[str]) -> list[Scores]:
+        loop = asyncio.get_running_loop()
+        started = time.perf_counter()
+        scores = await loop.run_in_executor(self.executor, self.classifier.predict, texts)
+        self.metrics.inference_seconds.observe(time.perf_counter() - started)
+        if len(scores) != len(texts) or any(set(s) != set(self.thresholds) for s in scores):
+            raise ClassifierContractError(
+                f"expected {len(texts)} score maps over {sorted(self.thresholds)}, got "
+                f"{len(scores)} over {sorted({k for s in scores for k in s})}"
+            )
+        return scores
+
+    def _route(self, item: ContentItem, scores: Scores, classified_at: str) -> Output:
+        scores = {label: round(float(scores[label]), 6) for label in self.thresholds}
+        labels = [label for label, score in scores.items() if score >= self.thresholds[label]]
+        key = item.id.encode("utf-8")
+        if labels:
+            for label in labels:
+                self.metrics.referred.labels(label=label).inc()
+            self.metrics.referrals.inc()
+            record = referral_record(
+                item,
+                labels=labels,
+                scores=scores,
+                thresholds=self.thresholds,
+                model=self.model,
+                classified_at=classified_at,
+                author_key=self.author_key,
+            )
+            return Output(REFERRALS, key, encode(record))
+        self.metrics.cleared.inc()
+        record = cleared_record(item, scores=scores, model=self.model, classified_at=classified_at)
+        return Output(CLEARED, key, encode(record))
+
+    def _dead_letter(self, rejection: Rejection, message: Message, received_at: str) -> Output:
+        self.metrics.dead_lettered.labels(code=str(rejection.code)).inc()
+        key = (rejection.item_id or message.source.key).encode("utf-8")
+        record = dlq_record(rejection, message.value, message.source, received_at=received_at)
+        return Output(DLQ, key, encode(record))
+
+
+def install_agent(
+    app: faust.App,
+    topics: Mapping[TopicSpec, faust.TopicT],
+    processor: BatchProcessor,
+    *,
+    batch_size: int,
+    batch_wait_s: float,
+) -> faust.types.AgentT:
+    """The ``classify`` agent: micro-batches, processes off the event loop, sends, then acks.
+
+    ``take_events`` acks a batch's offsets only when the loop body has finished, and the body
+    waits for the broker to acknowledge every output first: a crash before that redelivers the
+    batch (at-least-once), and the deterministic output keys and ids make the repeat idempotent.
+    """
+
+    async def classify(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(batch_size, within=batch_wait_s):
+            messages = [
+                Message(
+                    event.message.value,
+                    SourcePosition(event.message.topic, event.message.partition, event.message.offset),
+                )
+                for event in events
+            ]
+            outputs = await processor.process(messages)
+            pending = [await topics[o.topic].send(key=o.key, value=o.value) for o in outputs]
+            await asyncio.gather(*pending)
+            log.debug("batch of %d done", len(outputs))
+
+    return app.agent(topics[CONTENT], name="classify")(classify)

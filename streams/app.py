@@ -1,0 +1,107 @@
+"""The Faust app factory: one app per settings object, so tests can build their own."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import faust
+from prometheus_client import CONTENT_TYPE_LATEST
+from faust.web import Request, Response, View
+
+from classifiers.base import Classifier
+from classifiers.registry import load_classifier
+from streams.agents import BatchProcessor, install_agent
+from streams.metrics import Metrics
+from streams.settings import Settings
+from streams.topics import TOPICS, TopicSpec
+
+
+@dataclass
+class Pipeline:
+    """A built worker: the Faust app and what tests and the CLI reach into."""
+
+    app: faust.App
+    topics: dict[TopicSpec, faust.TopicT]
+    processor: BatchProcessor
+    agent: faust.types.AgentT
+    metrics: Metrics
+
+
+def faust_credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
+    """The broker credentials Faust passes to aiokafka, from the security settings."""
+    context = settings.ssl_context()
+    if settings.security_protocol.startswith("SASL"):
+        return faust.SASLCredentials(
+            username=settings.sasl_username,
+            password=settings.sasl_password.get_secret_value() if settings.sasl_password else None,
+            ssl_context=context,
+            mechanism=settings.sasl_mechanism,
+        )
+    if context is not None:
+        return faust.SSLCredentials(context)
+    return None
+
+
+def configured_classifier(settings: Settings) -> Classifier:
+    """The classifier the settings name (``PROPWATCH_BACKEND`` and ``PROPWATCH_MODEL``)."""
+    return load_classifier(settings.backend, settings.model, settings.classifier_options())
+
+
+def create_pipeline(settings: Settings, classifier: Classifier, metrics: Metrics | None = None) -> Pipeline:
+    """Build the worker for ``settings`` around ``classifier``."""
+    metrics = metrics or Metrics()
+    app = faust.App(
+        settings.group_id,
+        broker=";".join(f"kafka://{host}" for host in settings.bootstrap.split(",")),
+        broker_credentials=faust_credentials(settings),
+        broker_session_timeout=settings.session_timeout,
+        broker_heartbeat_interval=settings.heartbeat_interval,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        topic_partitions=settings.partitions,
+        topic_disable_leader=True,
+        web_port=settings.web_port,
+        web_bind=settings.web_bind,
+        web_host=settings.web_bind,
+        datadir=str(settings.data_dir),
+        autodiscover=False,
+        store="memory://",
+    )
+    topics = {
+        spec: app.topic(
+            settings.topic(spec.name),
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=settings.partitions,
+        )
+        for spec in TOPICS
+    }
+    processor = BatchProcessor(
+        classifier,
+        thresholds=settings.thresholds,
+        max_text_bytes=settings.max_text_bytes,
+        metrics=metrics,
+        executor=ThreadPoolExecutor(max_workers=1, thread_name_prefix="propwatch-inference"),
+        author_key=(
+            settings.author_hash_key.get_secret_value().encode() if settings.author_hash_key else None
+        ),
+    )
+    agent = install_agent(
+        app, topics, processor, batch_size=settings.batch_size, batch_wait_s=settings.batch_wait_s
+    )
+    metrics.model.info({"name": classifier.name, "revision": classifier.revision})
+
+    @app.page("/metrics")
+    async def metrics_view(self: View, request: Request) -> Response:
+        return self.bytes(metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    @app.page("/health")
+    async def health_view(self: View, request: Request) -> Response:
+        body = {"status": "ok", "model": {"name": classifier.name, "revision": classifier.revision}}
+        return self.bytes(json.dumps(body).encode(), content_type="application/json")
+
+    return Pipeline(app=app, topics=topics, processor=processor, agent=agent, metrics=metrics)

@@ -1,0 +1,165 @@
+"""``propwatch``: the command line of the pipeline."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from collections.abc import Sequence
+
+from pydantic import ValidationError
+
+from classifiers.base import LabelMappingError
+from classifiers.default_model import ModelNotBuiltError
+from classifiers.registry import UnknownBackendError
+from streams.settings import Settings
+
+EXIT_USAGE = 2
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise SystemExit(f"propwatch: invalid settings:\n{exc}") from exc
+
+
+def cmd_broker(args: argparse.Namespace) -> int:
+    from streams.broker import EmbeddedBroker
+
+    broker = EmbeddedBroker(port=args.port, host=args.host).start()
+    print(f"embedded broker (Tansu, memory storage) at {broker.bootstrap}", flush=True)
+    print(f"export PROPWATCH_KAFKA_BOOTSTRAP={broker.bootstrap}   # Ctrl-C stops it", flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        assert broker.process is not None
+        return broker.process.wait()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        broker.stop()
+
+
+def cmd_topics_create(args: argparse.Namespace) -> int:
+    from streams.topics import create_topics
+
+    settings = _settings()
+    for topic, state in create_topics(settings).items():
+        print(f"{topic}\t{state}\t{settings.partitions} partitions")
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    import faust
+
+    from streams.app import configured_classifier, create_pipeline
+
+    settings = _settings()
+    try:
+        classifier = configured_classifier(settings)
+    except (LabelMappingError, ModelNotBuiltError, UnknownBackendError) as exc:
+        print(f"propwatch worker: cannot load the classifier: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    pipeline = create_pipeline(settings, classifier)
+    worker = faust.Worker(pipeline.app, loglevel=settings.log_level, redirect_stdouts=False)
+    worker.execute_from_commandline()  # exits the process when the worker stops
+    return 0
+
+
+def cmd_produce(args: argparse.Namespace) -> int:
+    from streams.io import produce_lines, read_lines
+
+    settings = _settings()
+
+    def on_reject(line: int, reason: str) -> None:
+        print(f"line {line}: rejected: {reason}", file=sys.stderr)
+
+    report = produce_lines(settings, read_lines(args.file), strict=args.strict, on_reject=on_reject)
+    detail = ", ".join(f"{code}: {n}" for code, n in sorted(report.reasons.items()))
+    if args.strict:
+        print(f"sent {report.sent}, rejected {report.rejected}" + (f" ({detail})" if detail else ""))
+    else:
+        print(
+            f"sent {report.sent}, rejected 0; {report.invalid} invalid will reach "
+            f"{settings.topic('dlq')}" + (f" ({detail})" if detail else "")
+        )
+    return 1 if args.strict and report.rejected else 0
+
+
+def cmd_consume(args: argparse.Namespace) -> int:
+    from streams.io import consume
+
+    settings = _settings()
+    topic = args.topic if "." in args.topic else settings.topic(args.topic)
+    try:
+        for _, value in consume(settings, [topic], max_records=args.max, timeout_s=args.timeout):
+            print(json.dumps(value, ensure_ascii=False), flush=True)
+    except LookupError as exc:
+        print(f"propwatch consume: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from streams.demo import run_demo
+
+    return run_demo(keep_running=args.keep_running, sample=args.sample)
+
+
+def cmd_settings(args: argparse.Namespace) -> int:
+    settings = _settings()
+    for name, value in settings.model_dump().items():
+        print(f"PROPWATCH_{name.upper()}={json.dumps(value, default=str)}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="propwatch",
+        description="Watch content streams for terrorist propaganda (EU TCO Regulation 2021/784). "
+        "Configuration: PROPWATCH_* environment variables (see README).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("broker", help="run the embedded Kafka-protocol broker in the foreground")
+    p.add_argument("--port", type=int, default=9092, help="port to listen on (default 9092)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.set_defaults(func=cmd_broker)
+
+    p = sub.add_parser("topics", help="manage topics")
+    topics = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    t = topics.add_parser("create", help="create all topics (idempotent)")
+    t.set_defaults(func=cmd_topics_create)
+
+    p = sub.add_parser("worker", help="run the classification worker (Faust)")
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("produce", help="send JSON Lines to the content topic")
+    p.add_argument("file", help="JSON Lines file, or - for standard input")
+    p.add_argument("--strict", action="store_true", help="reject invalid lines here instead of sending them")
+    p.set_defaults(func=cmd_produce)
+
+    p = sub.add_parser("consume", help="print a topic's records as JSON Lines")
+    p.add_argument("topic", help="topic name, or its short name: content, referrals, cleared, dlq")
+    p.add_argument("--max", type=int, default=None, help="stop after N records")
+    p.add_argument("--timeout", type=float, default=5.0, help="stop after S seconds without records")
+    p.set_defaults(func=cmd_consume)
+
+    p = sub.add_parser("demo", help="run the whole pipeline on a bundled sample, on an embedded broker")
+    p.add_argument("--keep-running", action="store_true", help="keep broker and worker up afterwards")
+    p.add_argument("--sample", default=None, help="JSON Lines to stream instead of the bundled sample")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("settings", help="print the effective settings (secrets masked)")
+    p.set_defaults(func=cmd_settings)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""Synchronous produce and consume with kafka-python, for the CLI, the demo and scripts."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from streams.records import ContentItem, parse_item
+from streams.settings import Settings
+from streams.topics import CONTENT
+
+
+@dataclass
+class ProduceReport:
+    sent: int = 0
+    invalid: int = 0
+    rejected: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+
+
+def produce_lines(
+    settings: Settings,
+    lines: Iterable[bytes],
+    *,
+    strict: bool = False,
+    on_reject: Callable[[int, str], None] | None = None,
+) -> ProduceReport:
+    """Send JSON Lines to the content topic, keyed by item id when one can be read.
+
+    Invalid lines are sent too (the worker dead-letters them, so nothing is lost) unless
+    ``strict``, which rejects them here instead. Blank lines are skipped.
+    """
+    report = ProduceReport()
+    producer = KafkaProducer(acks="all", linger_ms=5, **settings.kafka_python_config())
+    topic = settings.topic(CONTENT.name)
+    try:
+        for number, line in enumerate(lines, 1):
+            raw = line.rstrip(b"\r\n")
+            if not raw.strip():
+                continue
+            parsed = parse_item(raw, max_text_bytes=settings.max_text_bytes)
+            key = None
+            if isinstance(parsed, ContentItem):
+                key = parsed.id.encode()
+            else:
+                report.invalid += 1
+                report.reasons[str(parsed.code)] = report.reasons.get(str(parsed.code), 0) + 1
+                if parsed.item_id is not None:
+                    key = parsed.item_id.encode()
+                if strict:
+                    report.rejected += 1
+                    if on_reject:
+                        on_reject(number, f"{parsed.code}: {parsed.message}")
+                    continue
+            producer.send(topic, key=key, value=raw)
+            report.sent += 1
+        producer.flush()
+    finally:
+        producer.close()
+    return report
+
+
+def read_lines(path: str) -> Iterator[bytes]:
+    """Lines of a file, or of standard input for ``-``."""
+    if path == "-":
+        yield from sys.stdin.buffer
+        return
+    with open(path, "rb") as handle:
+        yield from handle
+
+
+def consume(
+    settings: Settings, topics: list[str], *, max_records: int | None, timeout_s: float
+) -> Iterator[tuple[str, dict[str, object] | str]]:
+    """Records of ``topics`` from the beginning, without joining a group, until ``max_records``
+    or ``timeout_s`` of silence. Yields ``(topic, JSON value or raw text)``."""
+    consumer = KafkaConsumer(
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        consumer_timeout_ms=int(timeout_s * 1000),
+        **settings.kafka_python_config(),
+    )
+    try:
+        partitions = [
+            TopicPartition(topic, p)
+            for topic in topics
+            for p in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        if not partitions:
+            raise LookupError(f"no such topic: {', '.join(topics)}")
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        count = 0
+        for message in consumer:
+            try:
+                value: dict[str, object] | str = json.loads(message.value)
+            except ValueError:
+                value = message.value.decode("utf-8", errors="replace")
+            yield message.topic, value
+            count += 1
+            if max_records is not None and count >= max_records:
+                return
+    finally:
+        consumer.close()

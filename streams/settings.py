@@ -1,0 +1,177 @@
+"""All configuration in one frozen object, read from ``PROPWATCH_*`` environment variables.
+
+Every field is documented in the README's settings table; ``propwatch settings`` prints the
+effective values (secrets masked).
+"""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from classifiers.base import IGNORE, LABELS, ClassifierOptions
+from classifiers.default_model import DEFAULT_MODEL
+
+EMBEDDED_BOOTSTRAP = "127.0.0.1:9092"
+"""Where ``propwatch broker`` listens by default, and so where clients go when nothing is set."""
+
+
+class Settings(BaseSettings):
+    """propwatch's settings; the environment variable of ``field`` is ``PROPWATCH_FIELD``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PROPWATCH_", frozen=True, extra="forbid", env_nested_delimiter="__"
+    )
+
+    # --- Kafka -------------------------------------------------------------------------------
+    kafka_bootstrap: str | None = Field(
+        None,
+        description="Kafka bootstrap servers, comma separated host:port. Unset: the embedded "
+        f"broker `propwatch broker` starts, at {EMBEDDED_BOOTSTRAP}.",
+    )
+    topic_prefix: str = Field("propwatch.", description="Prefix of every topic name.")
+    partitions: int = Field(4, ge=1, description="Partitions of each topic `topics create` makes.")
+    replication_factor: int = Field(1, ge=1, description="Replication factor of created topics.")
+    group_id: str = Field("propwatch-worker", description="Consumer group (Faust app id).")
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="Kafka security protocol."
+    )
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "PLAIN", description="SASL mechanism when the protocol is SASL_*."
+    )
+    sasl_username: str | None = Field(None, description="SASL user name.")
+    sasl_password: SecretStr | None = Field(None, description="SASL password (secret).")
+    ssl_cafile: Path | None = Field(None, description="CA bundle to verify the brokers (SSL).")
+    ssl_certfile: Path | None = Field(None, description="Client certificate for mutual TLS.")
+    ssl_keyfile: Path | None = Field(None, description="Client private key for mutual TLS.")
+    ssl_key_password: SecretStr | None = Field(None, description="Password of the key (secret).")
+    session_timeout_s: float | None = Field(
+        None,
+        gt=0,
+        description="Consumer group session timeout (seconds). Unset: 4 on the embedded broker "
+        "(Tansu holds a group join for about half of it), 10 on any other (Apache Kafka refuses "
+        "less than 6 by default).",
+    )
+    heartbeat_interval_s: float | None = Field(
+        None, gt=0, description="Consumer heartbeat (seconds). Unset: 1 embedded, 3 otherwise."
+    )
+
+    # --- Classifier --------------------------------------------------------------------------
+    model: str = Field(
+        DEFAULT_MODEL,
+        description="Classifier model: a local Hugging Face model folder, a hub id, or "
+        "`default` for the project's model built by `make model`.",
+    )
+    backend: str = Field(
+        "transformers",
+        description="Classifier backend, by registry name (entry point group `propwatch.classifiers`).",
+    )
+    label_map: dict[str, str] = Field(
+        default_factory=dict,
+        description="Map model labels onto the taxonomy, JSON, e.g. "
+        f'{{"toxic": "incitement", "insult": "{IGNORE}"}}; unmapped labels must be taxonomy labels.',
+    )
+    thresholds: dict[str, float] = Field(
+        default_factory=lambda: dict.fromkeys(LABELS, 0.5),
+        description='Per-label referral thresholds, JSON, e.g. {"threat": 0.4}; labels left out keep 0.5.',
+    )
+    max_length: int = Field(256, ge=8, description="Tokens per text the model sees (truncated).")
+    inference_threads: int = Field(
+        0, ge=0, description="Torch intra-op threads for inference; 0 = torch's default."
+    )
+
+    author_hash_key: SecretStr | None = Field(
+        None,
+        description="Secret key of the HMAC-SHA256 that replaces `author` in referrals; unset: "
+        "referrals carry no author at all.",
+    )
+
+    # --- Batching and input ------------------------------------------------------------------
+    batch_size: int = Field(32, ge=1, description="Most items classified in one batch.")
+    batch_wait_s: float = Field(
+        0.2, gt=0, description="Longest wait to fill a batch before classifying it (seconds)."
+    )
+    max_text_bytes: int = Field(
+        1_048_576, ge=1, description="Largest accepted `text` in UTF-8 bytes; larger: dlq."
+    )
+
+    # --- Worker and web ----------------------------------------------------------------------
+    web_port: int = Field(6066, ge=1, le=65535, description="Port of /health and /metrics.")
+    web_bind: str = Field("127.0.0.1", description="Address the web server binds.")
+    data_dir: Path = Field(
+        Path(".propwatch"), description="Folder for the worker's local state (Faust data dir)."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Worker log level.")
+
+    @field_validator("thresholds")
+    @classmethod
+    def _full_thresholds(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(value) - set(LABELS))
+        if unknown:
+            raise ValueError(f"thresholds for unknown labels {unknown}; labels are {list(LABELS)}")
+        bad = {k: v for k, v in value.items() if not 0.0 <= v <= 1.0}
+        if bad:
+            raise ValueError(f"thresholds must lie in [0, 1]: {bad}")
+        return {**dict.fromkeys(LABELS, 0.5), **value}
+
+    @property
+    def embedded(self) -> bool:
+        """Whether the settings point at the embedded broker's default address."""
+        return self.kafka_bootstrap is None
+
+    @property
+    def session_timeout(self) -> float:
+        return self.session_timeout_s or (4.0 if self.embedded else 10.0)
+
+    @property
+    def heartbeat_interval(self) -> float:
+        return self.heartbeat_interval_s or (1.0 if self.embedded else 3.0)
+
+    @property
+    def bootstrap(self) -> str:
+        """The bootstrap servers in force."""
+        return self.kafka_bootstrap or EMBEDDED_BOOTSTRAP
+
+    def classifier_options(self) -> ClassifierOptions:
+        """What the classifier backend gets besides the model reference."""
+        return ClassifierOptions(
+            label_map=self.label_map, max_length=self.max_length, threads=self.inference_threads
+        )
+
+    def topic(self, name: str) -> str:
+        """The full name of one of the topics declared in :mod:`streams.topics`."""
+        return f"{self.topic_prefix}{name}"
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS context for SSL and SASL_SSL, built from the ``ssl_*`` settings."""
+        if self.security_protocol not in ("SSL", "SASL_SSL"):
+            return None
+        context = ssl.create_default_context(cafile=str(self.ssl_cafile) if self.ssl_cafile else None)
+        if self.ssl_certfile:
+            context.load_cert_chain(
+                str(self.ssl_certfile),
+                str(self.ssl_keyfile) if self.ssl_keyfile else None,
+                self.ssl_key_password.get_secret_value() if self.ssl_key_password else None,
+            )
+        return context
+
+    def kafka_python_config(self) -> dict[str, object]:
+        """Connection options for kafka-python clients (admin, CLI producer and consumer)."""
+        config: dict[str, object] = {
+            "bootstrap_servers": self.bootstrap.split(","),
+            "security_protocol": self.security_protocol,
+        }
+        if self.security_protocol.startswith("SASL"):
+            config["sasl_mechanism"] = self.sasl_mechanism
+            config["sasl_plain_username"] = self.sasl_username
+            config["sasl_plain_password"] = (
+                self.sasl_password.get_secret_value() if self.sasl_password else None
+            )
+        context = self.ssl_context()
+        if context is not None:
+            config["ssl_context"] = context
+        return config

@@ -1,0 +1,61 @@
+"""Every topic propwatch reads or writes, declared once, and their idempotent creation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+from streams.settings import Settings
+
+DAY_MS = 24 * 3600 * 1000
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """A topic, by its name after the prefix."""
+
+    name: str
+    description: str
+    retention_ms: int
+    schema: str
+
+
+CONTENT = TopicSpec("content", "content items to classify (input)", 7 * DAY_MS, "content")
+REFERRALS = TopicSpec("referrals", "items the model flagged, for referral services", 90 * DAY_MS, "referral")
+CLEARED = TopicSpec("cleared", "a verdict for every valid item not flagged", 30 * DAY_MS, "cleared")
+DLQ = TopicSpec("dlq", "items that could not be processed, with the reason", 30 * DAY_MS, "dlq")
+TOPICS: tuple[TopicSpec, ...] = (CONTENT, REFERRALS, CLEARED, DLQ)
+OUTPUTS: tuple[TopicSpec, ...] = (REFERRALS, CLEARED, DLQ)
+
+
+def create_topics(settings: Settings, specs: tuple[TopicSpec, ...] = TOPICS) -> dict[str, str]:
+    """Create the topics that do not exist yet; returns ``{topic: "created" | "exists"}``."""
+    admin = KafkaAdminClient(client_id="propwatch-admin", **settings.kafka_python_config())
+    try:
+        existing = set(admin.list_topics())
+        result: dict[str, str] = {}
+        missing = []
+        for spec in specs:
+            name = settings.topic(spec.name)
+            if name in existing:
+                result[name] = "exists"
+            else:
+                missing.append(
+                    NewTopic(
+                        name,
+                        num_partitions=settings.partitions,
+                        replication_factor=settings.replication_factor,
+                        topic_configs={"retention.ms": str(spec.retention_ms)},
+                    )
+                )
+        for topic in missing:
+            try:
+                admin.create_topics([topic])
+                result[topic.name] = "created"
+            except TopicAlreadyExistsError:
+                result[topic.name] = "exists"
+        return result
+    finally:
+        admin.close()

@@ -1,0 +1,109 @@
+"""A real Kafka-protocol broker for the session, and workers run as `propwatch worker` does."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+
+from streams.broker import EmbeddedBroker, free_port
+from streams.settings import Settings
+from streams.topics import OUTPUTS, create_topics
+from streams.worker_process import WorkerProcess
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="session")
+def broker() -> Iterator[EmbeddedBroker]:
+    with EmbeddedBroker() as running:
+        yield running
+
+
+@dataclass
+class Deployment:
+    """One test's own topics, group and workers on the shared broker."""
+
+    broker: EmbeddedBroker
+    workdir: Path
+    env: dict[str, str]
+    workers: list[WorkerProcess] = field(default_factory=list)
+
+    @property
+    def settings(self) -> Settings:
+        return Settings(
+            kafka_bootstrap=self.broker.bootstrap,
+            topic_prefix=self.env["PROPWATCH_TOPIC_PREFIX"],
+            partitions=int(self.env["PROPWATCH_PARTITIONS"]),
+        )
+
+    def topic(self, name: str) -> str:
+        return self.settings.topic(name)
+
+    def start_worker(self, **overrides: str) -> WorkerProcess:
+        index = len(self.workers)
+        env = {**self.env, "PROPWATCH_WEB_PORT": str(free_port()), **overrides}
+        worker = WorkerProcess(env, self.workdir / f"worker-{index}.log")
+        self.workers.append(worker)
+        worker.wait_healthy(timeout_s=120)
+        return worker
+
+    def read_outputs(self, expected: int, timeout_s: float = 120.0) -> dict[str, list[tuple[str, dict]]]:
+        """Every record on the output topics, read with confluent-kafka as a downstream service
+        would, once ``expected`` records arrived or ``timeout_s`` passed."""
+        consumer = Consumer(
+            {
+                "bootstrap.servers": self.broker.bootstrap,
+                "group.id": f"reader-{uuid.uuid4().hex}",
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+            }
+        )
+        names = {self.topic(spec.name): spec.name for spec in OUTPUTS}
+        consumer.assign([TopicPartition(topic, p, 0) for topic in names for p in range(self.settings.partitions)])
+        records: dict[str, list[tuple[str, dict]]] = {spec.name: [] for spec in OUTPUTS}
+        deadline = time.monotonic() + timeout_s
+        try:
+            while sum(map(len, records.values())) < expected and time.monotonic() < deadline:
+                for message in consumer.consume(num_messages=500, timeout=0.5):
+                    if message.error():
+                        raise RuntimeError(message.error())
+                    key = message.key().decode() if message.key() else ""
+                    records[names[message.topic()]].append((key, json.loads(message.value())))
+                for worker in self.workers:
+                    if worker.process.poll() not in (None, 0) and worker.process.returncode != -9:
+                        raise RuntimeError(f"worker exited {worker.process.returncode}:\n{worker.log_tail()}")
+        finally:
+            consumer.close()
+        return records
+
+
+@pytest.fixture
+def deployment(broker: EmbeddedBroker, tmp_path: Path, tiny_model_dir: Path) -> Iterator[Deployment]:
+    """Fresh topics and group on the session broker; workers use the tiny model by default."""
+    tag = uuid.uuid4().hex[:8]
+    env = {
+        "PROPWATCH_KAFKA_BOOTSTRAP": broker.bootstrap,
+        "PROPWATCH_TOPIC_PREFIX": f"t{tag}.",
+        "PROPWATCH_GROUP_ID": f"g{tag}",
+        "PROPWATCH_PARTITIONS": "4",
+        "PROPWATCH_SESSION_TIMEOUT_S": "4",
+        "PROPWATCH_HEARTBEAT_INTERVAL_S": "1",
+        "PROPWATCH_DATA_DIR": str(tmp_path / "data"),
+        "PROPWATCH_MODEL": str(tiny_model_dir),
+        "PROPWATCH_LOG_LEVEL": "info",
+        "HF_HUB_OFFLINE": "1",
+    }
+    setup = Deployment(broker=broker, workdir=tmp_path, env=env)
+    create_topics(setup.settings)
+    try:
+        yield setup
+    finally:
+        for worker in setup.workers:
+            worker.stop()

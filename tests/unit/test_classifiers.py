@@ -1,0 +1,80 @@
+"""The classifier interface, the backend registry, label mapping, and the tiny test model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from classifiers.base import LABELS, ClassifierOptions, LabelMappingError, resolve_label_map
+from classifiers.default_model import DEFAULT_MODEL, ModelNotBuiltError, resolve_model
+from classifiers.registry import UnknownBackendError, backend_names, load_classifier
+from classifiers.testing import ClassifierContract, build_tiny_model
+from classifiers.transformers_backend import TransformersClassifier
+
+
+class TestTinyTransformersClassifier(ClassifierContract):
+    @pytest.fixture
+    def classifier(self, tiny_classifier: TransformersClassifier) -> TransformersClassifier:
+        return tiny_classifier
+
+
+class TestMappedToxicityModel(ClassifierContract):
+    """A differently labelled, single-label model used through the label map."""
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def classifier(cls, tmp_path_factory: pytest.TempPathFactory) -> TransformersClassifier:
+        folder = build_tiny_model(
+            tmp_path_factory.mktemp("tox") / "toxicity",
+            ["toxic", "insult", "threat", "neutral"],
+            multi_label=False,
+        )
+        options = ClassifierOptions(label_map={"toxic": "incitement", "insult": "ignore", "neutral": "ignore"})
+        return load_classifier("transformers", str(folder), options)
+
+    def test_only_mapped_labels_are_scored(self, classifier: TransformersClassifier) -> None:
+        assert classifier.labels == ("incitement", "threat")
+
+
+def test_backends_are_found_through_entry_points() -> None:
+    assert "transformers" in backend_names()
+    with pytest.raises(UnknownBackendError, match="no classifier backend named 'onnx-nope'"):
+        load_classifier("onnx-nope", "x", ClassifierOptions())
+
+
+def test_unmapped_labels_fail_with_their_names() -> None:
+    with pytest.raises(LabelMappingError, match=r"\['toxic', 'insult'\].*PROPWATCH_LABEL_MAP"):
+        resolve_label_map(["toxic", "insult", "threat"], {})
+    with pytest.raises(LabelMappingError, match="does not have"):
+        resolve_label_map(list(LABELS), {"hate": "incitement"})
+    with pytest.raises(LabelMappingError, match="no model label maps"):
+        resolve_label_map(["a", "b"], {"a": "ignore", "b": "ignore"})
+
+
+def test_loading_a_model_with_foreign_labels_fails_at_start(tmp_path: Path) -> None:
+    folder = build_tiny_model(tmp_path / "sentiment", ["positive", "negative"])
+    with pytest.raises(LabelMappingError, match=r"\['positive', 'negative'\]"):
+        load_classifier("transformers", str(folder), ClassifierOptions())
+
+
+def test_revision_is_the_folder_content_hash(tmp_path: Path) -> None:
+    a = build_tiny_model(tmp_path / "a", seed=1)
+    b = build_tiny_model(tmp_path / "b", seed=2)
+    load = lambda p: TransformersClassifier.load(str(p), ClassifierOptions())  # noqa: E731
+    assert load(a).revision == load(a).revision
+    assert load(a).revision != load(b).revision
+    assert load(a).revision.startswith("sha256:")
+    assert load(a).name == "a"
+
+
+def test_default_model_reference(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PROPWATCH_MODELS_DIR", str(tmp_path))
+    with pytest.raises(ModelNotBuiltError, match="make model"):
+        resolve_model(DEFAULT_MODEL)
+    assert resolve_model("some/hub-id") == "some/hub-id"
+
+
+def test_long_texts_are_cut_before_tokenising(tiny_classifier: TransformersClassifier) -> None:
+    huge = "word " * 200_000  # 1 MB
+    assert tiny_classifier.predict([huge])[0] == pytest.approx(tiny_classifier.predict([huge[:5000]])[0])

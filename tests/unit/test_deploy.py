@@ -1,0 +1,303 @@
+"""The deployment seed: ``docker-compose.yml`` (Kafka KRaft, topics, worker) and the ``Dockerfile``.
+
+No Docker engine is needed: ``docker-compose config`` validates and normalises the Compose file,
+and the assertions run on its output. Works with docker-compose 1.29 (Debian's, YAML output) and
+Compose v2 (``--format json``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from packaging.requirements import Requirement
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+DOCKERFILE = ROOT / "Dockerfile"
+DOCKERIGNORE = ROOT / ".dockerignore"
+
+TORCH_PIN = "torch==2.13.0"
+MODEL_PATH = "/models/propwatch-tco-minilm"
+
+
+# --- Compose -------------------------------------------------------------------------------------
+
+
+def _compose_binary() -> str:
+    binary = shutil.which("docker-compose")
+    if binary is None:
+        pytest.fail(
+            "docker-compose is not installed; it validates docker-compose.yml. "
+            "Install it with: apt-get update && apt-get install -y docker-compose"
+        )
+    return binary
+
+
+def _run_compose(*args: str) -> subprocess.CompletedProcess[str]:
+    # Settings of the caller's shell must not change which file is read or how it is read.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_")}
+    return subprocess.run(
+        [_compose_binary(), "-f", str(COMPOSE_FILE), "--project-directory", str(ROOT), *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    """``docker-compose config``, parsed: JSON where supported (Compose v2), YAML otherwise (1.29)."""
+    # docker-compose 1.29 has no --format: it prints its usage (and exits 0), so look at the output.
+    result = _run_compose("config", "--format", "json")
+    if result.returncode == 0 and result.stdout.lstrip().startswith("{"):
+        parsed = json.loads(result.stdout)
+    else:
+        result = _run_compose("config")
+        assert result.returncode == 0, f"docker-compose config failed:\n{result.stderr}{result.stdout}"
+        parsed = yaml.safe_load(result.stdout)
+    assert isinstance(parsed, dict), parsed
+    return parsed
+
+
+def _service(compose: dict[str, Any], name: str) -> dict[str, Any]:
+    services = compose.get("services", {})
+    assert name in services, f"service {name!r} missing; services: {sorted(services)}"
+    service: dict[str, Any] = services[name]
+    return service
+
+
+def _environment(service: dict[str, Any]) -> dict[str, str]:
+    env = service.get("environment") or {}
+    if isinstance(env, list):  # KEY=VALUE list form
+        env = dict(item.split("=", 1) if "=" in item else (item, "") for item in env)
+    return {str(k): str(v) for k, v in env.items()}
+
+
+def _depends_on(service: dict[str, Any]) -> dict[str, str]:
+    deps = service.get("depends_on") or {}
+    if isinstance(deps, list):  # short form: no condition, i.e. service_started
+        return dict.fromkeys(deps, "service_started")
+    return {name: spec.get("condition", "service_started") for name, spec in deps.items()}
+
+
+def _mounts(service: dict[str, Any]) -> list[dict[str, Any]]:
+    """Volumes in long form, whatever form the file or the compose version used."""
+    mounts = []
+    for volume in service.get("volumes") or []:
+        if isinstance(volume, str):  # "source:target[:mode]"
+            parts = volume.split(":")
+            mode = parts[2] if len(parts) > 2 else "rw"
+            mounts.append({"source": parts[0], "target": parts[1], "read_only": "ro" in mode.split(",")})
+        else:
+            mounts.append(volume)
+    return mounts
+
+
+def _fixed_host_ports(service: dict[str, Any]) -> list[str]:
+    """Host ports published as one fixed number (these clash when the service is scaled)."""
+    fixed = []
+    for port in service.get("ports") or []:
+        if isinstance(port, dict):
+            published = str(port.get("published") or "")
+        else:  # "[ip:]host:container[/proto]" or "container"
+            parts = str(port).split("/")[0].split(":")
+            published = parts[-2] if len(parts) >= 2 else ""
+        if published and "-" not in published:
+            fixed.append(str(port))
+    return fixed
+
+
+def test_compose_file_has_no_version_key() -> None:
+    raw = yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))
+    assert "version" not in raw, "the Compose Specification has no `version:` key"
+    assert "x-propwatch" in raw, "topics and worker share their build through the x-propwatch anchor"
+
+
+def test_compose_services(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    for name in ("kafka", "topics", "worker"):
+        assert name in services, f"service {name!r} missing; services: {sorted(services)}"
+
+
+def test_kafka_is_a_single_kraft_node(compose: dict[str, Any]) -> None:
+    kafka = _service(compose, "kafka")
+    assert str(kafka["image"]).startswith("apache/kafka:"), kafka["image"]
+    env = _environment(kafka)
+    assert set(env["KAFKA_PROCESS_ROLES"].split(",")) == {"broker", "controller"}
+    assert env["KAFKA_ADVERTISED_LISTENERS"] == "PLAINTEXT://kafka:9092"
+    assert env["KAFKA_CONTROLLER_LISTENER_NAMES"] == "CONTROLLER"
+    assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"].startswith(f"{env['KAFKA_NODE_ID']}@")
+    for key in ("KAFKA_LISTENERS", "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"):
+        assert "CONTROLLER" in env[key], key
+    assert env["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == "1"
+    assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+    # a KRaft cluster id is 16 bytes in URL-safe base64, unpadded: 22 characters
+    if "CLUSTER_ID" in env:
+        assert re.fullmatch(r"[A-Za-z0-9_-]{22}", env["CLUSTER_ID"]), env["CLUSTER_ID"]
+
+    test = " ".join(kafka["healthcheck"]["test"])
+    assert "/opt/kafka/bin/kafka-broker-api-versions.sh" in test
+    assert "--bootstrap-server localhost:9092" in test
+
+    data = [m for m in _mounts(kafka) if m.get("target") == env.get("KAFKA_LOG_DIRS")]
+    assert data, f"the log dir {env.get('KAFKA_LOG_DIRS')} must be on a volume: {_mounts(kafka)}"
+    assert data[0].get("type", "volume") == "volume", data[0]
+    assert data[0]["source"].endswith("kafka-data") and "kafka-data" in compose.get("volumes", {})
+
+
+def test_topics_is_a_one_shot_after_kafka(compose: dict[str, Any]) -> None:
+    topics = _service(compose, "topics")
+    assert topics["command"] == ["topics", "create"]
+    assert str(topics.get("restart")) == "no"
+    assert _depends_on(topics) == {"kafka": "service_healthy"}
+    env = _environment(topics)
+    assert env["PROPWATCH_KAFKA_BOOTSTRAP"] == "kafka:9092"
+    assert env["PROPWATCH_PARTITIONS"] == "6"
+
+
+def test_worker_waits_for_kafka_and_topics(compose: dict[str, Any]) -> None:
+    worker = _service(compose, "worker")
+    deps = _depends_on(worker)
+    assert deps.get("kafka") == "service_healthy", deps
+    assert deps.get("topics") == "service_completed_successfully", deps
+
+
+def test_worker_environment(compose: dict[str, Any]) -> None:
+    worker, topics = _service(compose, "worker"), _service(compose, "topics")
+    env = _environment(worker)
+    assert env["PROPWATCH_KAFKA_BOOTSTRAP"] == "kafka:9092"
+    assert env["PROPWATCH_WEB_BIND"] == "0.0.0.0"
+    assert env["PROPWATCH_MODEL"] == MODEL_PATH
+    # the worker declares as many partitions as `topics create` made
+    assert env.get("PROPWATCH_PARTITIONS") == _environment(topics)["PROPWATCH_PARTITIONS"]
+    assert "healthcheck" in worker and "/health" in " ".join(worker["healthcheck"]["test"])
+
+
+def test_worker_session_timeout_is_accepted_by_kafka(compose: dict[str, Any]) -> None:
+    """The broker refuses to let a member join with a session timeout outside its bounds."""
+    from streams.settings import Settings
+
+    kafka_env = _environment(_service(compose, "kafka"))
+    low = int(kafka_env.get("KAFKA_GROUP_MIN_SESSION_TIMEOUT_MS", 6000))
+    high = int(kafka_env.get("KAFKA_GROUP_MAX_SESSION_TIMEOUT_MS", 1_800_000))
+    env = _environment(_service(compose, "worker"))
+    settings = Settings(
+        kafka_bootstrap=env["PROPWATCH_KAFKA_BOOTSTRAP"],
+        session_timeout_s=env.get("PROPWATCH_SESSION_TIMEOUT_S"),
+        heartbeat_interval_s=env.get("PROPWATCH_HEARTBEAT_INTERVAL_S"),
+    )
+    session_s, heartbeat_s = settings.session_timeout, settings.heartbeat_interval
+    assert low <= session_s * 1000 <= high, (session_s, low, high)
+    assert heartbeat_s * 3 <= session_s, "the heartbeat should be at most a third of the session timeout"
+
+
+def test_worker_and_topics_share_the_image(compose: dict[str, Any]) -> None:
+    worker, topics = _service(compose, "worker"), _service(compose, "topics")
+    assert worker["image"] == topics["image"] == "propwatch:latest"
+    for service in (worker, topics):
+        build = service["build"]
+        context = build["context"] if isinstance(build, dict) else build
+        assert Path(context).resolve() == ROOT
+        assert Path(build.get("dockerfile", "Dockerfile")).name == "Dockerfile"
+
+
+def test_models_are_mounted_read_only(compose: dict[str, Any]) -> None:
+    mounts = [m for m in _mounts(_service(compose, "worker")) if m.get("target") == "/models"]
+    assert len(mounts) == 1, _service(compose, "worker").get("volumes")
+    mount = mounts[0]
+    assert Path(mount["source"]).resolve() == ROOT / "models", mount
+    assert mount.get("read_only") is True, f"/models must be mounted read-only: {mount}"
+
+
+def test_worker_scales(compose: dict[str, Any]) -> None:
+    worker = _service(compose, "worker")
+    assert "container_name" not in worker, "a fixed container_name prevents --scale worker=N"
+    assert not _fixed_host_ports(worker), f"a fixed host port prevents --scale: {worker['ports']}"
+    exposed = {str(p) for p in worker.get("expose") or []}
+    assert "6066" in exposed or "6066/tcp" in exposed, exposed
+
+
+# --- Dockerfile ----------------------------------------------------------------------------------
+
+
+def _instructions() -> list[tuple[str, str]]:
+    """The Dockerfile's instructions as (KEYWORD, arguments), continuation lines joined."""
+    logical: list[str] = []
+    current = ""
+    for line in DOCKERFILE.read_text(encoding="utf-8").splitlines():
+        stripped = line.strip()
+        if not current and (not stripped or stripped.startswith("#")):
+            continue
+        if stripped.startswith("#"):  # a comment inside a continued instruction
+            continue
+        if stripped.endswith("\\"):
+            current += stripped[:-1] + " "
+            continue
+        logical.append(current + stripped)
+        current = ""
+    if current:
+        logical.append(current)
+    result = []
+    for text in logical:
+        keyword, _, args = text.partition(" ")
+        result.append((keyword.upper(), " ".join(args.split())))
+    return result
+
+
+def _index(instructions: list[tuple[str, str]], keyword: str, pattern: str) -> int:
+    for i, (kw, args) in enumerate(instructions):
+        if kw == keyword and re.search(pattern, args):
+            return i
+    pytest.fail(f"Dockerfile: no {keyword} matching {pattern!r}")
+
+
+def test_dockerfile_installs_cpu_torch_before_the_project() -> None:
+    instructions = _instructions()
+    assert instructions[0] == ("FROM", "python:3.11-slim")
+    torch = _index(instructions, "RUN", re.escape(TORCH_PIN))
+    assert "download.pytorch.org/whl/cpu" in instructions[torch][1], instructions[torch]
+    project = _index(instructions, "RUN", r"pip install (\S+ )*\.($| |&)")
+    assert torch < project, "torch (CPU build) must be installed before `pip install .`"
+
+    # ... and the project's own torch requirement must accept the pinned one, or pip replaces it
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    torch_reqs = [Requirement(r) for r in pyproject["project"]["dependencies"]]
+    torch_reqs = [r for r in torch_reqs if r.name == "torch"]
+    pinned = TORCH_PIN.split("==")[1]
+    assert all(r.specifier.contains(pinned) for r in torch_reqs), torch_reqs
+
+
+def test_dockerfile_runtime() -> None:
+    instructions = _instructions()
+    users = [args for kw, args in instructions if kw == "USER"]
+    assert users and users[-1].split(":")[0] not in ("root", "0"), "the image must run as non-root"
+    assert ("ENTRYPOINT", '["propwatch"]') in instructions
+    assert ("CMD", '["worker"]') in instructions
+    assert any(kw == "EXPOSE" and "6066" in args.split() for kw, args in instructions)
+    env = " ".join(args for kw, args in instructions if kw == "ENV")
+    for setting in ("HF_HUB_OFFLINE=1", "PROPWATCH_WEB_BIND=0.0.0.0", f"PROPWATCH_MODEL={MODEL_PATH}"):
+        assert setting in env, setting
+    health = [args for kw, args in instructions if kw == "HEALTHCHECK"]
+    assert health and "python" in health[0] and "http://127.0.0.1:6066/health" in health[0], health
+
+
+def test_dockerignore_keeps_the_context_small() -> None:
+    entries = {
+        line.strip().strip("/")
+        for line in DOCKERIGNORE.read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    for entry in (".venv", "models", ".git"):
+        assert entry in entries, f".dockerignore must exclude {entry}"

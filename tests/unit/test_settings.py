@@ -1,0 +1,58 @@
+"""The frozen settings object and what it builds for the Kafka clients."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from streams.app import faust_credentials
+from streams.settings import Settings
+
+
+def test_environment_is_read_with_the_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PROPWATCH_KAFKA_BOOTSTRAP", "k1:9092,k2:9092")
+    monkeypatch.setenv("PROPWATCH_THRESHOLDS", '{"threat": 0.3}')
+    monkeypatch.setenv("PROPWATCH_BATCH_SIZE", "7")
+    settings = Settings()
+    assert settings.kafka_python_config()["bootstrap_servers"] == ["k1:9092", "k2:9092"]
+    assert settings.thresholds == {"incitement": 0.5, "recruitment": 0.5, "instruction": 0.5, "threat": 0.3}
+    assert settings.batch_size == 7
+    assert settings.topic("referrals") == "propwatch.referrals"
+
+
+def test_frozen() -> None:
+    settings = Settings()
+    with pytest.raises(ValidationError):
+        settings.batch_size = 3  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    "field, value", [("thresholds", {"hate": 0.5}), ("thresholds", {"threat": 1.5}), ("batch_size", 0), ("nope", 1)]
+)
+def test_invalid_settings_are_refused(field: str, value: object) -> None:
+    with pytest.raises(ValidationError):
+        Settings(**{field: value})  # type: ignore[arg-type]
+
+
+def test_session_timeout_defaults_fit_the_broker() -> None:
+    assert Settings().session_timeout == 4.0, "the embedded broker"
+    assert Settings(kafka_bootstrap="kafka:9092").session_timeout >= 6.0, "Apache Kafka's minimum"
+
+
+def test_sasl_reaches_every_client_and_secrets_stay_hidden() -> None:
+    settings = Settings(
+        kafka_bootstrap="k:9093",
+        security_protocol="SASL_SSL",
+        sasl_mechanism="SCRAM-SHA-512",
+        sasl_username="svc",
+        sasl_password="hunter2-secret",
+    )
+    config = settings.kafka_python_config()
+    assert config["security_protocol"] == "SASL_SSL"
+    assert config["sasl_mechanism"] == "SCRAM-SHA-512"
+    assert config["sasl_plain_password"] == "hunter2-secret"
+    assert config["ssl_context"] is not None
+    credentials = faust_credentials(settings)
+    assert credentials is not None and credentials.protocol.value == "SASL_SSL"
+    assert "hunter2" not in repr(settings) and "hunter2" not in str(settings.model_dump())
+    assert "hunter2" not in repr(credentials)
