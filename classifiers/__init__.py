@@ -4,4 +4,11 @@ training of the default model and evaluation."""
 from classifiers.base import LABELS, Classifier, ClassifierOptions, LabelMappingError
 from classifiers.registry import backend_names, load_classifier
 
-__all__ = ["LABELS", "Classifier", "ClassifierOptions", "LabelMappingError", "backend_names", "load_classifier"]
+__all__ = [
+    "LABELS",
+    "Classifier",
+    "ClassifierOptions",
+    "LabelMappingError",
+    "backend_names",
+    "load_classifier",
+]

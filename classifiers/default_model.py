@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 DEFAULT_MODEL = "default"
 """The value of ``PROPWATCH_MODEL`` that means the project's own model."""
 
 MODEL_NAME = "propwatch-tco-minilm"
-ENV_DIR = "PROPWATCH_MODELS_DIR"
 
 
 class ModelNotBuiltError(FileNotFoundError):
@@ -17,9 +15,8 @@ class ModelNotBuiltError(FileNotFoundError):
 
 
 def models_dir() -> Path:
-    """The git-ignored folder of built models (``models/`` in the checkout unless overridden)."""
-    override = os.environ.get(ENV_DIR)
-    return Path(override) if override else Path(__file__).resolve().parents[1] / "models"
+    """The git-ignored folder of built models: ``models/`` in the checkout."""
+    return Path(__file__).resolve().parents[1] / "models"
 
 
 def default_model_path() -> Path:

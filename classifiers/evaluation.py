@@ -73,7 +73,10 @@ def score_examples(classifier: Classifier, examples: Sequence[Example], batch_si
 
 
 def _slice(
-    examples: Sequence[Example], scores: Sequence[Scores], labels: Sequence[str], thresholds: Mapping[str, float]
+    examples: Sequence[Example],
+    scores: Sequence[Scores],
+    labels: Sequence[str],
+    thresholds: Mapping[str, float],
 ) -> Slice:
     per_label = {}
     for label in labels:
@@ -114,9 +117,15 @@ def best_thresholds(
     for label in labels:
         candidates = []
         for threshold in THRESHOLD_GRID:
-            tp = sum(s[label] >= threshold and label in e.labels for e, s in zip(examples, scores, strict=True))
-            fp = sum(s[label] >= threshold and label not in e.labels for e, s in zip(examples, scores, strict=True))
-            fn = sum(s[label] < threshold and label in e.labels for e, s in zip(examples, scores, strict=True))
+            tp = sum(
+                s[label] >= threshold and label in e.labels for e, s in zip(examples, scores, strict=True)
+            )
+            fp = sum(
+                s[label] >= threshold and label not in e.labels for e, s in zip(examples, scores, strict=True)
+            )
+            fn = sum(
+                s[label] < threshold and label in e.labels for e, s in zip(examples, scores, strict=True)
+            )
             candidates.append((PRF.from_counts(tp, fp, fn).f1, -abs(threshold - 0.5), threshold))
         f1, _, threshold = max(candidates)
         best[label] = {"threshold": threshold, "f1": f1}

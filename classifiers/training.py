@@ -29,11 +29,12 @@ class TrainingConfig:
     epochs: int = 6
     batch_size: int = 16
     learning_rate: float = 6e-5
+    head_learning_rate: float = 1e-3
     weight_decay: float = 0.01
     warmup_fraction: float = 0.1
     max_length: int = 128
     seed: int = 784
-    pos_weight: bool = False
+    pos_weight: bool = True
     threads: int = 2
 
 
@@ -65,7 +66,9 @@ def train(
     positives = targets.sum(0)
     pos_weight = ((len(examples) - positives) / positives.clamp(min=1)).sqrt()
     loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight if config.pos_weight else None)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    optimiser = torch.optim.AdamW(
+        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+    )
     steps = config.epochs * ((len(examples) + config.batch_size - 1) // config.batch_size)
     warmup = max(1, int(steps * config.warmup_fraction))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -103,7 +106,9 @@ def train(
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     (out_dir / "training.json").write_text(
-        json.dumps({"config": asdict(config), "examples": len(examples), "base": "all-MiniLM-L6-v2"}, indent=2)
+        json.dumps(
+            {"config": asdict(config), "examples": len(examples), "base": "all-MiniLM-L6-v2"}, indent=2
+        )
         + "\n"
     )
     return out_dir

@@ -7,8 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import faust
-from prometheus_client import CONTENT_TYPE_LATEST
 from faust.web import Request, Response, View
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from classifiers.base import Classifier
 from classifiers.registry import load_classifier

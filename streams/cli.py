@@ -107,6 +107,48 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(keep_running=args.keep_running, sample=args.sample)
 
 
+def cmd_model_path(args: argparse.Namespace) -> int:
+    from classifiers.default_model import default_model_path
+
+    print(default_model_path())
+    return 0
+
+
+def cmd_model_build(args: argparse.Namespace) -> int:
+    from classifiers.default_model import default_model_path
+    from classifiers.model_card import render_card
+    from classifiers.training import TrainingConfig, build_model
+
+    target = default_model_path()
+    print(f"building the default model into {target} (a few minutes on 2 CPU cores)", flush=True)
+    config = TrainingConfig() if args.epochs is None else TrainingConfig(epochs=args.epochs)
+    build_model(target, config, progress=lambda line: print(line, flush=True), card=render_card)
+    print(f"done: {target} (model card: {target / 'README.md'})")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from classifiers.corpus import read_examples, seed_files
+    from classifiers.evaluation import evaluate, format_report
+    from classifiers.registry import load_classifier
+
+    settings = _settings()
+    examples = read_examples(args.files or seed_files(), split=args.split)
+    if not examples:
+        print("propwatch evaluate: no examples (check the files and --split)", file=sys.stderr)
+        return 1
+    try:
+        classifier = load_classifier(
+            settings.backend, args.model or settings.model, settings.classifier_options()
+        )
+    except (LabelMappingError, ModelNotBuiltError, UnknownBackendError) as exc:
+        print(f"propwatch evaluate: cannot load the classifier: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    report = evaluate(classifier, examples, settings.thresholds)
+    print(json.dumps(report.as_json(), indent=2) if args.json else format_report(report))
+    return 0
+
+
 def cmd_settings(args: argparse.Namespace) -> int:
     settings = _settings()
     for name, value in settings.model_dump().items():
@@ -150,6 +192,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-running", action="store_true", help="keep broker and worker up afterwards")
     p.add_argument("--sample", default=None, help="JSON Lines to stream instead of the bundled sample")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("model", help="the default model")
+    model = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    m = model.add_parser("path", help="print the default model's folder")
+    m.set_defaults(func=cmd_model_path)
+    m = model.add_parser("build", help="fine-tune the default model on the seed corpus")
+    m.add_argument("--epochs", type=int, default=None, help="override the number of epochs")
+    m.set_defaults(func=cmd_model_build)
+
+    p = sub.add_parser("evaluate", help="precision, recall and F1 of a model on labelled JSON Lines")
+    p.add_argument("files", nargs="*", help="JSON Lines with text and labels (default: the seed corpus)")
+    p.add_argument("--model", help="model folder or hub id (default: PROPWATCH_MODEL)")
+    p.add_argument("--split", help="only examples whose split field is this, e.g. test")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("settings", help="print the effective settings (secrets masked)")
     p.set_defaults(func=cmd_settings)

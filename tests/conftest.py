@@ -11,9 +11,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from classifiers.base import ClassifierOptions  # noqa: E402
-from classifiers.testing import build_tiny_model  # noqa: E402
-from classifiers.transformers_backend import TransformersClassifier  # noqa: E402
+from classifiers.base import ClassifierOptions
+from classifiers.testing import build_tiny_model
+from classifiers.transformers_backend import TransformersClassifier
 
 
 @pytest.fixture(scope="session")

@@ -66,7 +66,9 @@ class Deployment:
             }
         )
         names = {self.topic(spec.name): spec.name for spec in OUTPUTS}
-        consumer.assign([TopicPartition(topic, p, 0) for topic in names for p in range(self.settings.partitions)])
+        consumer.assign(
+            [TopicPartition(topic, p, 0) for topic in names for p in range(self.settings.partitions)]
+        )
         records: dict[str, list[tuple[str, dict]]] = {spec.name: [] for spec in OUTPUTS}
         deadline = time.monotonic() + timeout_s
         try:

@@ -109,7 +109,7 @@ async def test_bad_items_do_not_disturb_their_batch(tmp_path: Path) -> None:
 async def test_classifier_failure_is_retried_item_by_item(tmp_path: Path) -> None:
     classifier = FixedClassifier(fail_on="poison")
     payloads = [item("p", "poison pill"), item("q", "fine"), item("r", "threat")]
-    pipeline, sent = await run_agent(tmp_path, classifier, payloads)
+    _, sent = await run_agent(tmp_path, classifier, payloads)
     assert [r["item_id"] for _, r in sent["dlq"]] == ["p"]
     dead = sent["dlq"][0][1]
     assert dead["error"]["code"] == "classifier_error" and dead["stage"] == "classify"

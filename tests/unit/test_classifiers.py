@@ -30,7 +30,9 @@ class TestMappedToxicityModel(ClassifierContract):
             ["toxic", "insult", "threat", "neutral"],
             multi_label=False,
         )
-        options = ClassifierOptions(label_map={"toxic": "incitement", "insult": "ignore", "neutral": "ignore"})
+        options = ClassifierOptions(
+            label_map={"toxic": "incitement", "insult": "ignore", "neutral": "ignore"}
+        )
         return load_classifier("transformers", str(folder), options)
 
     def test_only_mapped_labels_are_scored(self, classifier: TransformersClassifier) -> None:
@@ -69,7 +71,7 @@ def test_revision_is_the_folder_content_hash(tmp_path: Path) -> None:
 
 
 def test_default_model_reference(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PROPWATCH_MODELS_DIR", str(tmp_path))
+    monkeypatch.setattr("classifiers.default_model.models_dir", lambda: tmp_path)
     with pytest.raises(ModelNotBuiltError, match="make model"):
         resolve_model(DEFAULT_MODEL)
     assert resolve_model("some/hub-id") == "some/hub-id"

@@ -45,7 +45,11 @@ def parse(raw: bytes) -> ContentItem | Rejection:
         (json.dumps({"id": "a", "text": "x" * (LIMIT + 1)}).encode(), ErrorCode.TEXT_TOO_LONG, "a"),
         (b'{"id": "a", "text": "bell \\u0007 here"}', ErrorCode.CONTROL_CHARACTERS, "a"),
         (b'{"id": "a", "text": "x", "observed_at": "yesterday"}', ErrorCode.INVALID_OBSERVED_AT, "a"),
-        (b'{"id": "a", "text": "x", "observed_at": "2026-13-01T00:00:00Z"}', ErrorCode.INVALID_OBSERVED_AT, "a"),
+        (
+            b'{"id": "a", "text": "x", "observed_at": "2026-13-01T00:00:00Z"}',
+            ErrorCode.INVALID_OBSERVED_AT,
+            "a",
+        ),
         (b'{"id": "a", "text": "x", "observed_at": "2026-11-01"}', ErrorCode.INVALID_OBSERVED_AT, "a"),
         (b'{"id": "a", "text": "x", "url": 3}', ErrorCode.INVALID_FIELD, "a"),
         (b'{"id": "a", "text": "x", "metadata": []}', ErrorCode.INVALID_FIELD, "a"),
@@ -104,7 +108,10 @@ def test_output_records_match_their_schemas() -> None:
     )
     cleared = cleared_record(item, scores=scores, model=MODEL, classified_at="2026-11-20T09:14:04.000Z")
     dead = dlq_record(
-        Rejection(ErrorCode.INVALID_UTF8, "bad"), b"\xff", SourcePosition("t", 0, 7), received_at="2026-11-20T09:14:04Z"
+        Rejection(ErrorCode.INVALID_UTF8, "bad"),
+        b"\xff",
+        SourcePosition("t", 0, 7),
+        received_at="2026-11-20T09:14:04Z",
     )
     for name, record in (("referral", referral), ("cleared", cleared), ("dlq", dead)):
         Draft202012Validator(load_schema(name), format_checker=FormatChecker()).validate(record)
@@ -135,7 +142,11 @@ def test_content_schema_accepts_the_bundled_sample() -> None:
     from streams.demo import sample_path
 
     validator = Draft202012Validator(load_schema("content"), format_checker=FormatChecker())
-    valid = [json.loads(line) for line in sample_path().read_bytes().splitlines() if isinstance(parse(line), ContentItem)]
+    valid = [
+        json.loads(line)
+        for line in sample_path().read_bytes().splitlines()
+        if isinstance(parse(line), ContentItem)
+    ]
     assert len(valid) >= 250
     for record in valid:
         validator.validate(record)

@@ -27,7 +27,8 @@ def test_frozen() -> None:
 
 
 @pytest.mark.parametrize(
-    "field, value", [("thresholds", {"hate": 0.5}), ("thresholds", {"threat": 1.5}), ("batch_size", 0), ("nope", 1)]
+    "field, value",
+    [("thresholds", {"hate": 0.5}), ("thresholds", {"threat": 1.5}), ("batch_size", 0), ("nope", 1)],
 )
 def test_invalid_settings_are_refused(field: str, value: object) -> None:
     with pytest.raises(ValidationError):

@@ -1,0 +1,108 @@
+"""Models through the running pipeline: swapping by environment variable, label mapping, and the
+default model on the demo sample."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from classifiers.default_model import default_model_path
+from classifiers.testing import build_tiny_model
+from classifiers.transformers_backend import folder_revision
+from streams.demo import sample_path
+from streams.io import produce_lines
+from streams.worker_process import WorkerProcess
+from tests.integration.conftest import Deployment
+
+
+def items(n: int) -> list[bytes]:
+    return [
+        json.dumps({"id": f"s-{i}", "text": f"Message {i} about the weekend market"}).encode()
+        for i in range(n)
+    ]
+
+
+def test_a_second_model_folder_needs_only_the_environment_variable(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    candidate = build_tiny_model(tmp_path / "candidate-model", seed=7)
+    deployment.start_worker(PROPWATCH_MODEL=str(candidate), PROPWATCH_THRESHOLDS='{"incitement": 0.01}')
+    produce_lines(deployment.settings, items(10))
+    outputs = deployment.read_outputs(expected=10)
+    assert len(outputs["referrals"]) == 10
+    for _, record in outputs["referrals"]:
+        assert record["model"] == {"name": "candidate-model", "revision": folder_revision(candidate)}
+
+
+def test_foreign_labels_fail_at_start_and_a_label_map_fixes_it(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    toxicity = build_tiny_model(tmp_path / "toxicity", ["toxic", "insult", "threat"])
+    env = {**deployment.env, "PROPWATCH_MODEL": str(toxicity), "PROPWATCH_WEB_PORT": "1"}
+    failed = WorkerProcess(env, tmp_path / "refused.log")
+    assert failed.process.wait(timeout=120) == 2
+    assert "['toxic', 'insult']" in failed.log_tail() and "PROPWATCH_LABEL_MAP" in failed.log_tail()
+
+    deployment.start_worker(
+        PROPWATCH_MODEL=str(toxicity), PROPWATCH_LABEL_MAP='{"toxic": "incitement", "insult": "ignore"}'
+    )
+    produce_lines(deployment.settings, items(6))
+    outputs = deployment.read_outputs(expected=6)
+    records = [r for name in ("referrals", "cleared") for _, r in outputs[name]]
+    assert len(records) == 6
+    assert all(set(r["scores"]) == {"incitement", "threat"} for r in records)
+
+
+@pytest.fixture(scope="module")
+def default_model() -> Path:
+    path = default_model_path()
+    assert (path / "config.json").is_file(), f"the default model is not built at {path}: run `make model`"
+    return path
+
+
+def test_default_model_refers_propaganda_and_clears_news(deployment: Deployment, default_model: Path) -> None:
+    lines = [line for line in sample_path().read_bytes().splitlines() if line.strip()]
+    expected = {}
+    for line in lines:
+        try:
+            item = json.loads(line)
+            expected[item["id"]] = (item["metadata"]["expected"], item["metadata"]["kind"])
+        except (ValueError, KeyError, TypeError):
+            continue
+    deployment.start_worker(PROPWATCH_MODEL="default")
+    produce_lines(deployment.settings, lines)
+    outputs = deployment.read_outputs(expected=len(lines), timeout_s=300)
+    outcome = {r["item_id"]: name for name in ("referrals", "cleared") for _, r in outputs[name]}
+    assert len(outcome) == len(expected) and len(outputs["dlq"]) == len(lines) - len(expected)
+
+    def rate(kinds: set[str], verdict: str) -> float:
+        ids = [i for i, (_, kind) in expected.items() if kind in kinds]
+        return sum(outcome[i] == verdict for i in ids) / len(ids)
+
+    propaganda = {"incitement", "recruitment", "instruction", "threat"}
+    assert rate(propaganda, "referrals") >= 0.9, "the propaganda-like sample items are referred"
+    assert rate({"news"}, "cleared") == 1.0, "news about attacks is not propaganda"
+    assert rate({"court", "research", "counter_speech", "policy"}, "cleared") >= 0.9
+    missed = Counter(
+        kind for i, (_, kind) in expected.items() if kind in propaganda and outcome[i] != "referrals"
+    )
+    print("missed propaganda by kind:", dict(missed))
+
+
+def test_the_demo_runs_to_the_end(default_model: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "demo"],
+        capture_output=True,
+        text=True,
+        timeout=400,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "308 items in" in result.stdout
+    assert "Verdicts matching the sample's expected outcome" in result.stdout
+    assert "stopped the worker and the broker" in result.stdout
