@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -34,6 +35,9 @@ from streams.records import (
 from streams.topics import CLEARED, CONTENT, DLQ, REFERRALS, TopicSpec
 
 log = logging.getLogger(__name__)
+
+DRAIN_TIMEOUT_S = 10.0
+"""On SIGTERM the batch in hand gets this long to be classified, sent and acknowledged."""
 
 
 @dataclass(frozen=True)
@@ -173,23 +177,58 @@ def install_agent(
 ) -> faust.types.AgentT:
     """The ``classify`` agent: micro-batches, processes off the event loop, sends, then acks.
 
-    ``take_events`` acks a batch's offsets only when the loop body has finished, and the body
-    waits for the broker to acknowledge every output first: a crash before that redelivers the
-    batch (at-least-once), and the deterministic output keys and ids make the repeat idempotent.
+    ``noack_take`` batches like ``take`` but leaves acking to us: a batch's offsets become
+    committable only after the broker has acknowledged every one of its outputs. A crash, a
+    SIGTERM or a rebalance before that leaves them uncommitted, so the batch is redelivered
+    (at-least-once); deterministic keys and ids make the repeat idempotent.
     """
 
+    async def handle(stream: faust.StreamT, events: Sequence[faust.EventT]) -> None:
+        messages = [
+            Message(
+                event.message.value,
+                SourcePosition(event.message.topic, event.message.partition, event.message.offset),
+            )
+            for event in events
+        ]
+        outputs = await processor.process(messages)
+        await send_all(topics, outputs)
+        for event in events:
+            await stream.ack(event)
+
     async def classify(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(batch_size, within=batch_wait_s):
-            messages = [
-                Message(
-                    event.message.value,
-                    SourcePosition(event.message.topic, event.message.partition, event.message.offset),
-                )
-                for event in events
-            ]
-            outputs = await processor.process(messages)
-            pending = [await topics[o.topic].send(key=o.key, value=o.value) for o in outputs]
-            await asyncio.gather(*pending)
-            log.debug("batch of %d done", len(outputs))
+        async for events in stream.noack_take(batch_size, within=batch_wait_s):
+            batch = asyncio.ensure_future(handle(stream, events))
+            try:
+                await asyncio.shield(batch)
+            except asyncio.CancelledError:
+                # The worker is stopping: finish this batch (bounded) so that its offsets are
+                # committed and a restart repeats nothing; past the bound it is redelivered.
+                log.info("stopping: finishing a batch of %d (at most %.0f s)", len(events), DRAIN_TIMEOUT_S)
+                with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+                    await asyncio.wait_for(batch, DRAIN_TIMEOUT_S)
+                raise
 
     return app.agent(topics[CONTENT], name="classify")(classify)
+
+
+async def send_all(
+    topics: Mapping[TopicSpec, faust.TopicT], outputs: Sequence[Output], retry_s: float = 1.0
+) -> None:
+    """Send every output and wait for the broker's acknowledgements, retrying what failed.
+
+    Never gives up while the worker runs: an output that cannot be sent must not let its input's
+    offset be committed. Cancellation (the worker stopping) leaves the batch unacknowledged.
+    """
+    pending = list(outputs)
+    while pending:
+        futures = [await topics[o.topic].send(key=o.key, value=o.value) for o in pending]
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        failed = [o for o, r in zip(pending, results, strict=True) if isinstance(r, BaseException)]
+        if failed:
+            first = next(r for r in results if isinstance(r, BaseException))
+            log.warning(
+                "%d of %d sends failed (%r); retrying in %.0f s", len(failed), len(pending), first, retry_s
+            )
+            await asyncio.sleep(retry_s)
+        pending = failed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -16,6 +17,30 @@ from streams.agents import BatchProcessor, install_agent
 from streams.metrics import Metrics
 from streams.settings import Settings
 from streams.topics import TOPICS, TopicSpec
+
+PROBE_INTERVAL_S = 2.0
+
+
+class BrokerProbe:
+    """Whether the worker reaches the brokers: a metadata request every couple of seconds over
+    the producer's own connections, so /health turns 503 while the brokers are unreachable."""
+
+    def __init__(self, metrics: Metrics, timeout_s: float = PROBE_INTERVAL_S) -> None:
+        self.metrics = metrics
+        self.timeout_s = timeout_s
+        self.connected = False
+        self.detail = "not checked yet"
+
+    async def check(self, app: faust.App) -> None:
+        try:
+            # faust's aiokafka Producer keeps the aiokafka producer (and its client) here.
+            client = app.producer._producer.client  # type: ignore[attr-defined]
+            await asyncio.wait_for(client.fetch_all_metadata(), self.timeout_s)
+        except Exception as exc:  # any failure means: not connected
+            self.connected, self.detail = False, f"brokers unreachable: {type(exc).__name__}"
+        else:
+            self.connected, self.detail = True, "connected"
+        self.metrics.broker_connected.set(int(self.connected))
 
 
 @dataclass
@@ -99,9 +124,21 @@ def create_pipeline(settings: Settings, classifier: Classifier, metrics: Metrics
     async def metrics_view(self: View, request: Request) -> Response:
         return self.bytes(metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
+    probe = BrokerProbe(metrics)
+
+    @app.timer(PROBE_INTERVAL_S)
+    async def probe_brokers() -> None:
+        await probe.check(app)
+
     @app.page("/health")
     async def health_view(self: View, request: Request) -> Response:
-        body = {"status": "ok", "model": {"name": classifier.name, "revision": classifier.revision}}
-        return self.bytes(json.dumps(body).encode(), content_type="application/json")
+        body = {
+            "status": "ok" if probe.connected else "unavailable",
+            "broker": probe.detail,
+            "model": {"name": classifier.name, "revision": classifier.revision},
+        }
+        return self.bytes(
+            json.dumps(body).encode(), content_type="application/json", status=200 if probe.connected else 503
+        )
 
     return Pipeline(app=app, topics=topics, processor=processor, agent=agent, metrics=metrics)

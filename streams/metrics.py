@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, Info
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.exposition import generate_latest
 
 from classifiers.base import LABELS
@@ -53,6 +53,12 @@ class Metrics:
             buckets=BATCH_BUCKETS,
         )
         self.model = Info("model", "The classifier in use.", namespace=NAMESPACE, registry=r)
+        self.broker_connected = Gauge(
+            "broker_connected",
+            "1 while the worker's last metadata request to the brokers succeeded, else 0.",
+            namespace=NAMESPACE,
+            registry=r,
+        )
         for label in LABELS:
             self.referred.labels(label=label)
         for code in ErrorCode:
