@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import faust
 
@@ -29,6 +29,7 @@ from streams.records import (
     dlq_record,
     encode,
     parse_item,
+    parse_rfc3339,
     referral_record,
     utc_now,
 )
@@ -46,6 +47,8 @@ class Message:
 
     value: bytes
     source: SourcePosition
+    timestamp: float | None = None
+    """When the broker got the message (produce or append time), epoch seconds."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,8 @@ class Output:
     topic: TopicSpec
     key: bytes
     value: bytes
+    produced_at: float | None = None
+    observed_at: float | None = None
 
 
 class ClassifierContractError(RuntimeError):
@@ -94,14 +99,30 @@ class BatchProcessor:
         outputs = []
         for message, result in zip(messages, parsed, strict=True):
             if isinstance(result, Rejection):
-                outputs.append(self._dead_letter(result, message, received_at))
-                continue
-            verdict = next(scores)
-            if isinstance(verdict, Rejection):
-                outputs.append(self._dead_letter(verdict, message, received_at))
+                output = self._dead_letter(result, message, received_at)
             else:
-                outputs.append(self._route(result, verdict, classified_at))
+                verdict = next(scores)
+                if isinstance(verdict, Rejection):
+                    output = self._dead_letter(verdict, message, received_at)
+                else:
+                    output = self._route(result, verdict, classified_at)
+                observed = parse_rfc3339(result.observed_at) if result.observed_at else None
+                output = replace(output, observed_at=observed.timestamp() if observed else None)
+            outputs.append(replace(output, produced_at=message.timestamp))
         return outputs
+
+    def delivered(self, outputs: Sequence[Output]) -> None:
+        """Record end-to-end latency once the broker has acknowledged ``outputs``."""
+        now = time.time()
+        for output in outputs:
+            if output.produced_at is not None:
+                self.metrics.end_to_end_seconds.labels(start="produced").observe(
+                    max(0.0, now - output.produced_at)
+                )
+            if output.observed_at is not None:
+                self.metrics.end_to_end_seconds.labels(start="observed").observe(
+                    max(0.0, now - output.observed_at)
+                )
 
     async def _classify(self, items: list[ContentItem]) -> list[Scores | Rejection]:
         """Scores for every item; on a failing batch, retry item by item."""
@@ -140,6 +161,8 @@ class BatchProcessor:
 
     def _route(self, item: ContentItem, scores: Scores, classified_at: str) -> Output:
         scores = {label: round(float(scores[label]), 6) for label in self.thresholds}
+        for label, score in scores.items():
+            self.metrics.score.labels(label=label).observe(score)
         labels = [label for label, score in scores.items() if score >= self.thresholds[label]]
         key = item.id.encode("utf-8")
         if labels:
@@ -188,11 +211,13 @@ def install_agent(
             Message(
                 event.message.value,
                 SourcePosition(event.message.topic, event.message.partition, event.message.offset),
+                event.message.timestamp,
             )
             for event in events
         ]
         outputs = await processor.process(messages)
         await send_all(topics, outputs)
+        processor.delivered(outputs)
         for event in events:
             await stream.ack(event)
 

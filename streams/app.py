@@ -16,7 +16,7 @@ from classifiers.registry import load_classifier
 from streams.agents import BatchProcessor, install_agent
 from streams.metrics import Metrics
 from streams.settings import Settings
-from streams.topics import TOPICS, TopicSpec
+from streams.topics import CONTENT, TOPICS, TopicSpec
 
 PROBE_INTERVAL_S = 2.0
 
@@ -41,6 +41,22 @@ class BrokerProbe:
         else:
             self.connected, self.detail = True, "connected"
         self.metrics.broker_connected.set(int(self.connected))
+
+
+def update_lag(app: faust.App, content: faust.TopicT, metrics: Metrics) -> None:
+    """Consumer lag per assigned content partition: the partition's end offset (highwater) less
+    this worker's committed offset, as Faust's monitor tracks them."""
+    committed = app.monitor.tp_committed_offsets
+    metrics.consumer_lag.clear()
+    for tp in app.consumer.assignment():
+        if tp.topic not in content.topics:
+            continue
+        end = app.consumer.highwater(tp)
+        if end is None:
+            continue
+        done = committed.get(tp)
+        lag = end - (done + 1 if done is not None else 0)
+        metrics.consumer_lag.labels(topic=tp.topic, partition=str(tp.partition)).set(max(0, lag))
 
 
 @dataclass
@@ -129,6 +145,8 @@ def create_pipeline(settings: Settings, classifier: Classifier, metrics: Metrics
     @app.timer(PROBE_INTERVAL_S)
     async def probe_brokers() -> None:
         await probe.check(app)
+        metrics.ready.set(int(probe.connected))
+        update_lag(app, topics[CONTENT], metrics)
 
     @app.page("/health")
     async def health_view(self: View, request: Request) -> Response:

@@ -11,6 +11,8 @@ from streams.records import ErrorCode
 NAMESPACE = "propwatch"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+END_TO_END_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0, 86400.0)
+SCORE_BUCKETS = tuple(round(0.1 * i, 1) for i in range(1, 11))
 
 
 class Metrics:
@@ -51,6 +53,36 @@ class Metrics:
             namespace=NAMESPACE,
             registry=r,
             buckets=BATCH_BUCKETS,
+        )
+        self.end_to_end_seconds = Histogram(
+            "end_to_end_seconds",
+            "From an item's start to its output acknowledged by the broker; start is `produced` "
+            "(the content message's timestamp) or `observed` (the item's observed_at).",
+            ["start"],
+            namespace=NAMESPACE,
+            registry=r,
+            buckets=END_TO_END_BUCKETS,
+        )
+        self.score = Histogram(
+            "score",
+            "Classifier scores per taxonomy label, for drift.",
+            ["label"],
+            namespace=NAMESPACE,
+            registry=r,
+            buckets=SCORE_BUCKETS,
+        )
+        self.consumer_lag = Gauge(
+            "consumer_lag_messages",
+            "Messages on the content topic not yet committed by this worker, per assigned partition.",
+            ["topic", "partition"],
+            namespace=NAMESPACE,
+            registry=r,
+        )
+        self.ready = Gauge(
+            "worker_ready",
+            "1 once the worker has started and reaches the brokers, else 0.",
+            namespace=NAMESPACE,
+            registry=r,
         )
         self.model = Info("model", "The classifier in use.", namespace=NAMESPACE, registry=r)
         self.broker_connected = Gauge(

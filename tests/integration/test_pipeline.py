@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+import time
 from collections import Counter
 
 from jsonschema import Draft202012Validator, FormatChecker
 
+from streams.app import PROBE_INTERVAL_S
 from streams.io import produce_lines
 from streams.records import load_schema
 from tests.integration.conftest import Deployment
@@ -71,15 +75,25 @@ def test_every_item_leaves_exactly_one_record(deployment: Deployment) -> None:
     for _, record in outputs["referrals"]:
         assert record["author_hash"] is None, "no author leaves without the HMAC key"
         assert record["model"]["name"] == "tiny-tco"
+    log = deployment.workers[0].log_path.read_text()
+    assert "Ready" in log, "the log is the worker's"
+    assert "the council meets" not in log and "unterminated" not in log, "no item text in the log at INFO"
 
 
 def test_metrics_count_what_the_worker_did(deployment: Deployment) -> None:
     import urllib.request
 
-    worker = deployment.start_worker()
+    worker = deployment.start_worker(
+        PROPWATCH_AUTHOR_HASH_KEY="k3y-for-tests", PROPWATCH_THRESHOLDS='{"incitement": 0.0}'
+    )
     produce_lines(deployment.settings, [item(i) for i in range(20)] + [b"not json"])
     outputs = deployment.read_outputs(expected=21)
     assert sum(map(len, outputs.values())) == 21
+    for _, referral in outputs["referrals"]:
+        author = f"user{int(referral['item_id'].split('-')[1]) % 13}"
+        digest = hmac.new(b"k3y-for-tests", author.encode(), hashlib.sha256).hexdigest()
+        assert referral["author_hash"] == f"hmac-sha256:{digest}"
+        assert author not in json.dumps(referral)
     with urllib.request.urlopen(f"{worker.url}/metrics", timeout=5) as response:
         text = response.read().decode()
     samples = {
@@ -87,7 +101,20 @@ def test_metrics_count_what_the_worker_did(deployment: Deployment) -> None:
     }
     assert samples["propwatch_items_consumed_total"] == 21
     assert samples['propwatch_dead_lettered_total{code="invalid_json"}'] == 1
-    assert samples["propwatch_referrals_total"] + samples["propwatch_cleared_total"] == 20
+    assert samples["propwatch_referrals_total"] == 20 and samples["propwatch_cleared_total"] == 0
     assert samples["propwatch_inference_seconds_count"] >= 1
     assert samples["propwatch_batch_size_items_sum"] == 21
     assert 'propwatch_model_info{name="tiny-tco"' in text
+    assert samples['propwatch_end_to_end_seconds_count{start="produced"}'] == 21
+    assert samples['propwatch_end_to_end_seconds_count{start="observed"}'] == 20
+    assert samples['propwatch_score_count{label="threat"}'] == 20
+    assert samples["propwatch_worker_ready"] == 1 and samples["propwatch_broker_connected"] == 1
+    time.sleep(2 * PROBE_INTERVAL_S + 3)  # a commit and a probe later, the lag is gone
+    with urllib.request.urlopen(f"{worker.url}/metrics", timeout=5) as response:
+        lag = [
+            line
+            for line in response.read().decode().splitlines()
+            if line.startswith("propwatch_consumer_lag")
+        ]
+    assert len(lag) == 4, lag  # one per assigned partition
+    assert all(float(line.split()[1]) == 0 for line in lag), lag

@@ -127,3 +127,11 @@ async def test_per_label_thresholds_apply(tmp_path: Path, threshold: float, refe
     assert bool(sent["referrals"]) is referred
     if referred:
         assert sent["referrals"][0][1]["thresholds"]["threat"] == threshold
+
+
+async def test_duplicate_ids_each_get_a_record(tmp_path: Path) -> None:
+    payloads = [item("same", "threat one"), item("same", "threat two"), item("same", "threat one")]
+    _, sent = await run_agent(tmp_path, FixedClassifier(), payloads)
+    assert [k for k, _ in sent["referrals"]] == [b"same"] * 3
+    ids = [r["referral_id"] for _, r in sent["referrals"]]
+    assert ids[0] == ids[2] != ids[1], "the same content repeats its referral id; other content does not"
