@@ -25,7 +25,13 @@ def default_model_path() -> Path:
 
 
 def resolve_model(reference: str) -> str:
-    """A model reference for a backend: ``default`` becomes the built default model's folder."""
+    """A model reference for a backend: ``default`` becomes the built default model's folder; a
+    path (absolute, or starting with ``.`` or ``~``) must be a folder with a ``config.json``."""
+    if reference.startswith(("/", ".", "~")):
+        folder = Path(reference).expanduser()
+        if not (folder / "config.json").is_file():
+            raise ModelNotBuiltError(f"no model folder with a config.json at {folder}")
+        return str(folder)
     if reference != DEFAULT_MODEL:
         return reference
     path = default_model_path()

@@ -75,6 +75,8 @@ def test_default_model_reference(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     with pytest.raises(ModelNotBuiltError, match="make model"):
         resolve_model(DEFAULT_MODEL)
     assert resolve_model("some/hub-id") == "some/hub-id"
+    with pytest.raises(ModelNotBuiltError, match="no model folder"):
+        resolve_model(str(tmp_path / "missing"))
 
 
 def test_long_texts_are_cut_before_tokenising(tiny_classifier: TransformersClassifier) -> None:
