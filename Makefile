@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-MODEL := models/propwatch-tco-minilm/config.json
+MODEL := models/propwatch-tco-minilm/onnx/model.int8.onnx
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
@@ -23,11 +23,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-model: install ## build the default model when it is missing (a few minutes on 2 cores)
-	@test -f $(MODEL) || $(BIN)/propwatch model build
+model: install ## build the default model (and its int8 ONNX export) when missing (minutes on 2 cores)
+	@test -f models/propwatch-tco-minilm/config.json || $(BIN)/propwatch model build
+	@test -f $(MODEL) || $(BIN)/propwatch model export-onnx
 
-model-rebuild: install ## build the default model again, from scratch
+model-rebuild: install ## build the default model and its ONNX export again, from scratch
 	$(BIN)/propwatch model build
+	$(BIN)/propwatch model export-onnx
 
 demo: model ## the main job: the pipeline on a bundled sample, on the embedded broker
 	$(BIN)/propwatch demo

@@ -11,6 +11,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
 LABELS: tuple[str, ...] = ("incitement", "recruitment", "instruction", "threat")
 """The taxonomy, in a fixed order."""
 
@@ -92,3 +94,35 @@ def taxonomy_labels(resolved: Mapping[str, str]) -> tuple[str, ...]:
     """The taxonomy labels a resolved label map covers, in taxonomy order."""
     covered = set(resolved.values())
     return tuple(label for label in LABELS if label in covered)
+
+
+class OutputHead:
+    """How a model's output columns become taxonomy scores: the activation (sigmoid for
+    multi-label models, softmax otherwise) and the label map. Shared by every backend that
+    runs a Hugging Face classification model."""
+
+    def __init__(
+        self, model_labels: Sequence[str], label_map: Mapping[str, str], *, multi_label: bool
+    ) -> None:
+        self.model_labels = list(model_labels)
+        self.mapping = resolve_label_map(self.model_labels, label_map)
+        self.multi_label = multi_label
+        self.labels = taxonomy_labels(self.mapping)
+
+    def scores(self, logits: np.ndarray) -> list[Scores]:
+        """One score map per row of ``logits`` (shape: texts x model labels)."""
+        logits = logits.astype(np.float64)
+        if self.multi_label:
+            probs = 1.0 / (1.0 + np.exp(-logits))
+        else:
+            shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+            probs = shifted / shifted.sum(axis=1, keepdims=True)
+        results: list[Scores] = []
+        for row in probs.tolist():
+            scores: Scores = {}
+            for model_label, score in zip(self.model_labels, row, strict=True):
+                target = self.mapping.get(model_label)
+                if target is not None:
+                    scores[target] = max(scores.get(target, 0.0), float(score))
+            results.append({label: scores[label] for label in self.labels})
+        return results

@@ -7,15 +7,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, PretrainedConfig
 
-from classifiers.base import (
-    Classifier,
-    ClassifierOptions,
-    Scores,
-    resolve_label_map,
-    taxonomy_labels,
-)
+from classifiers.base import Classifier, ClassifierOptions, OutputHead, Scores
 
 CHARS_PER_TOKEN_BOUND = 16
 """Texts are cut to ``max_length * 16`` characters before tokenising: no token is longer, and a
@@ -46,17 +40,14 @@ class TransformersClassifier(Classifier):
         options: ClassifierOptions,
     ) -> None:
         config = model.config  # type: ignore[attr-defined]
-        model_labels = [config.id2label[i] for i in range(config.num_labels)]
-        self._mapping = resolve_label_map(model_labels, options.label_map)
-        self._model_labels = model_labels
-        self._multi_label = config.problem_type == "multi_label_classification"
+        self._head = output_head(config, options)
         self._model = model.eval()
         self._tokenizer = tokenizer
         self._max_length = options.max_length
         self._device = next(model.parameters()).device
         self.name = name
         self.revision = revision
-        self.labels = taxonomy_labels(self._mapping)
+        self.labels = self._head.labels
 
     @classmethod
     def load(cls, model: str, options: ClassifierOptions) -> TransformersClassifier:
@@ -88,13 +79,13 @@ class TransformersClassifier(Classifier):
         ).to(self._device)
         with torch.inference_mode():
             logits = self._model(**encoded).logits.float()
-        probs = torch.sigmoid(logits) if self._multi_label else torch.softmax(logits, dim=-1)
-        results: list[Scores] = []
-        for row in probs.cpu().tolist():
-            scores: Scores = {}
-            for model_label, score in zip(self._model_labels, row, strict=True):
-                target = self._mapping.get(model_label)
-                if target is not None:
-                    scores[target] = max(scores.get(target, 0.0), float(score))
-            results.append(scores)
-        return results
+        return self._head.scores(logits.cpu().numpy())
+
+
+def output_head(config: PretrainedConfig, options: ClassifierOptions) -> OutputHead:
+    """The output head of a Hugging Face classification model's config."""
+    return OutputHead(
+        [config.id2label[i] for i in range(config.num_labels)],
+        options.label_map,
+        multi_label=config.problem_type == "multi_label_classification",
+    )

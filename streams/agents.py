@@ -215,9 +215,17 @@ def install_agent(
             )
             for event in events
         ]
+        started = time.perf_counter()
         outputs = await processor.process(messages)
+        processed = time.perf_counter()
         await send_all(topics, outputs)
         processor.delivered(outputs)
+        log.debug(
+            "batch of %d: processed in %.1f ms, sent in %.1f ms",
+            len(events),
+            (processed - started) * 1000,
+            (time.perf_counter() - processed) * 1000,
+        )
         for event in events:
             await stream.ack(event)
 

@@ -127,6 +127,21 @@ def cmd_model_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_model_export_onnx(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from classifiers.default_model import resolve_model
+    from classifiers.onnx_backend import export_onnx
+
+    try:
+        folder = Path(resolve_model(args.model))
+    except ModelNotBuiltError as exc:
+        print(f"propwatch model export-onnx: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"exported and quantised: {export_onnx(folder)}")
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from classifiers.corpus import read_examples, seed_files
     from classifiers.evaluation import evaluate, format_report
@@ -146,6 +161,38 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     report = evaluate(classifier, examples, settings.thresholds)
     print(json.dumps(report.as_json(), indent=2) if args.json else format_report(report))
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from classifiers.default_model import resolve_model
+    from classifiers.registry import load_classifier
+    from streams.app import configured_classifier
+    from streams.bench import format_result, result_json, run_bench, write_chart
+
+    settings = _settings()
+    try:
+        classifier = configured_classifier(settings)
+        model_path = resolve_model(settings.model)
+    except (LabelMappingError, ModelNotBuiltError, UnknownBackendError) as exc:
+        print(f"propwatch bench: cannot load the classifier: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    result = run_bench(
+        settings,
+        classifier,
+        lambda: load_classifier("transformers", model_path, settings.classifier_options()),
+        items=args.items,
+        naive_items=args.naive_items or min(args.items, 400),
+        workers=args.workers,
+        model_path=model_path,
+        steady_s=args.latency_seconds,
+        progress=(lambda line: print(line, file=sys.stderr, flush=True)) if args.json else print,
+    )
+    if args.chart:
+        write_chart(result, Path(args.chart))
+    print(result_json(result) if args.json else format_result(result))
     return 0
 
 
@@ -200,6 +247,11 @@ def build_parser() -> argparse.ArgumentParser:
     m = model.add_parser("build", help="fine-tune the default model on the seed corpus")
     m.add_argument("--epochs", type=int, default=None, help="override the number of epochs")
     m.set_defaults(func=cmd_model_build)
+    m = model.add_parser(
+        "export-onnx", help="export a model folder to int8 ONNX (for PROPWATCH_BACKEND=onnx)"
+    )
+    m.add_argument("--model", default="default", help="model folder (default: the default model)")
+    m.set_defaults(func=cmd_model_export_onnx)
 
     p = sub.add_parser("evaluate", help="precision, recall and F1 of a model on labelled JSON Lines")
     p.add_argument("files", nargs="*", help="JSON Lines with text and labels (default: the seed corpus)")
@@ -207,6 +259,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", help="only examples whose split field is this, e.g. test")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("bench", help="throughput against the model's limit and the naive approach")
+    p.add_argument("--items", type=int, default=2000, help="texts to push through (default 2000)")
+    p.add_argument("--naive-items", type=int, default=None, help="texts for the naive baseline (default 400)")
+    p.add_argument("--workers", type=int, default=1, help="workers in the group (default 1)")
+    p.add_argument(
+        "--latency-seconds",
+        type=float,
+        default=15.0,
+        help="length of the half-capacity latency run (default 15)",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--chart", help="write a PNG of throughput and latency")
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("settings", help="print the effective settings (secrets masked)")
     p.set_defaults(func=cmd_settings)

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from classifiers.base import LABELS, ClassifierOptions, LabelMappingError, resolve_label_map
+from classifiers.base import LABELS, Classifier, ClassifierOptions, LabelMappingError, resolve_label_map
 from classifiers.default_model import DEFAULT_MODEL, ModelNotBuiltError, resolve_model
+from classifiers.onnx_backend import export_onnx
 from classifiers.registry import UnknownBackendError, backend_names, load_classifier
 from classifiers.testing import ClassifierContract, build_tiny_model
 from classifiers.transformers_backend import TransformersClassifier
@@ -82,3 +83,32 @@ def test_default_model_reference(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 def test_long_texts_are_cut_before_tokenising(tiny_classifier: TransformersClassifier) -> None:
     huge = "word " * 200_000  # 1 MB
     assert tiny_classifier.predict([huge])[0] == pytest.approx(tiny_classifier.predict([huge[:5000]])[0])
+
+
+@pytest.fixture(scope="module")
+def onnx_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = build_tiny_model(tmp_path_factory.mktemp("onnx") / "tiny-onnx")
+    export_onnx(folder)
+    return folder
+
+
+class TestOnnxInt8Classifier(ClassifierContract):
+    """The ONNX backend on the tiny model's int8 export."""
+
+    SCORE_TOLERANCE = 0.05  # dynamic quantisation scales activations per batch
+
+    @pytest.fixture
+    def classifier(self, onnx_folder: Path) -> Classifier:
+        return load_classifier("onnx", str(onnx_folder), ClassifierOptions(max_length=64))
+
+    def test_close_to_the_fp32_model(self, classifier: Classifier, onnx_folder: Path) -> None:
+        fp32 = TransformersClassifier.load(str(onnx_folder), ClassifierOptions(max_length=64))
+        texts = list(self.TEXTS)
+        for quantised, exact in zip(classifier.predict(texts), fp32.predict(texts), strict=True):
+            assert quantised == pytest.approx(exact, abs=0.05)
+        assert classifier.name == "tiny-onnx+onnx-int8"
+
+
+def test_onnx_backend_needs_an_export(tiny_model_dir: Path) -> None:
+    with pytest.raises(ModelNotBuiltError, match="export-onnx"):
+        load_classifier("onnx", str(tiny_model_dir), ClassifierOptions())

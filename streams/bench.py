@@ -1,0 +1,354 @@
+"""``propwatch bench``: throughput against the model's limit and against the naive approach.
+
+On the same texts, in one run, on the embedded broker:
+
+1. the limit: batched inference of the configured classifier, no Kafka, at its best batch size;
+2. propwatch end to end: items/s from producing the items to the last output record, and p50/p99
+   end-to-end latency at a steady offered load of half that capacity;
+3. the naive baseline: a Faust agent that calls the fp32 ``transformers.pipeline`` once per
+   message on the event loop, as tutorials do (same model, same texts).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from classifiers.base import Classifier
+from classifiers.corpus import seed_examples
+from streams.broker import EmbeddedBroker, free_port
+from streams.settings import Settings
+from streams.topics import CONTENT, OUTPUTS, create_topics
+from streams.worker_process import WorkerProcess
+
+BATCH_SIZES = (8, 16, 32, 64)
+
+
+@dataclass
+class BenchResult:
+    backend: str
+    model: str
+    items: int
+    best_batch_size: int
+    limit_items_per_s: float
+    limit_by_batch_size: dict[str, float]
+    fp32_limit_items_per_s: float
+    pipeline_items_per_s: float
+    p50_latency_s: float
+    p99_latency_s: float
+    offered_load_items_per_s: float
+    naive_items: int
+    naive_items_per_s: float
+    workers: int
+    worker_peak_rss_bytes: int
+    pipeline_over_limit: float = field(init=False)
+    pipeline_over_naive: float = field(init=False)
+    backend_over_fp32: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.pipeline_over_limit = round(self.pipeline_items_per_s / self.limit_items_per_s, 3)
+        self.pipeline_over_naive = round(self.pipeline_items_per_s / self.naive_items_per_s, 2)
+        self.backend_over_fp32 = round(self.limit_items_per_s / self.fp32_limit_items_per_s, 2)
+
+
+def bench_texts(n: int) -> list[str]:
+    """``n`` texts cycled from the seed corpus: realistic lengths and both languages."""
+    texts = [e.text for e in seed_examples()]
+    return [texts[i % len(texts)] for i in range(n)]
+
+
+def measure_limit(classifier: Classifier, texts: Sequence[str]) -> tuple[int, float, dict[str, float]]:
+    """Items/s of ``classifier.predict`` per batch size on a sample, then on all texts at the best."""
+    classifier.predict(list(texts[:8]))  # warm-up
+    sample = list(texts[: min(len(texts), 256)])
+    by_size = {}
+    for size in BATCH_SIZES:
+        by_size[str(size)] = round(_rate(classifier, sample, size), 1)
+    best = int(max(by_size, key=lambda s: by_size[s]))
+    return best, round(_rate(classifier, list(texts), best), 1), by_size
+
+
+def _rate(classifier: Classifier, texts: list[str], batch_size: int) -> float:
+    started = time.perf_counter()
+    for start in range(0, len(texts), batch_size):
+        classifier.predict(texts[start : start + batch_size])
+    return len(texts) / (time.perf_counter() - started)
+
+
+class OutputWatch:
+    """Reads the output topics in a thread and notes when each item id's record arrived."""
+
+    def __init__(self, settings: Settings, topics: Sequence[str]) -> None:
+        self.arrivals: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._consumer = KafkaConsumer(
+            group_id=None,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            **settings.kafka_python_config(),
+        )
+        partitions = [TopicPartition(t, p) for t in topics for p in range(settings.partitions)]
+        self._consumer.assign(partitions)
+        self._consumer.seek_to_beginning(*partitions)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for messages in self._consumer.poll(timeout_ms=100).values():
+                now = time.monotonic()
+                for message in messages:
+                    self.arrivals.setdefault(message.key.decode() if message.key else "", now)
+
+    def wait_for(self, ids: Sequence[str], timeout_s: float) -> float:
+        """The arrival time of the last of ``ids``."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if all(i in self.arrivals for i in ids):
+                return max(self.arrivals[i] for i in ids)
+            time.sleep(0.02)
+        missing = sum(i not in self.arrivals for i in ids)
+        raise RuntimeError(f"{missing} of {len(ids)} items had no output after {timeout_s:.0f} s")
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._consumer.close()
+
+
+def _payload(item_id: str, text: str) -> bytes:
+    return json.dumps({"id": item_id, "text": text}).encode()
+
+
+def _produce(
+    settings: Settings, items: Sequence[tuple[str, str]], rate: float | None = None
+) -> dict[str, float]:
+    """Send ``items``, as fast as possible or at ``rate`` items/s; returns each id's send time."""
+    producer = KafkaProducer(linger_ms=2, **settings.kafka_python_config())
+    sent: dict[str, float] = {}
+    started = time.monotonic()
+    for index, (item_id, text) in enumerate(items):
+        if rate:
+            delay = started + index / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+        sent[item_id] = time.monotonic()
+        producer.send(settings.topic(CONTENT.name), key=item_id.encode(), value=_payload(item_id, text))
+    producer.flush()
+    producer.close()
+    return sent
+
+
+def _peak_rss(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def run_bench(
+    settings: Settings,
+    classifier: Classifier,
+    fp32: Callable[[], Classifier],
+    *,
+    items: int,
+    naive_items: int,
+    workers: int,
+    model_path: str,
+    progress: Callable[[str], None],
+    steady_s: float = 15.0,
+) -> BenchResult:
+    texts = bench_texts(items)
+    progress(f"limit: batched {settings.backend} inference on {items} texts ...")
+    best, limit, by_size = measure_limit(classifier, texts)
+    progress(f"  {limit:.1f} items/s at batch size {best} ({by_size})")
+    if settings.backend == "transformers":
+        fp32_limit = limit
+    else:
+        progress("limit of the fp32 transformers backend, for the ratio ...")
+        fp32_limit = round(_rate(fp32(), texts[: min(items, 256)], best), 1)
+        progress(f"  {fp32_limit:.1f} items/s")
+    del classifier  # the workers load their own
+
+    with tempfile.TemporaryDirectory(prefix="propwatch-bench-") as tmp, EmbeddedBroker() as broker:
+        workdir = Path(tmp)
+        tag = uuid.uuid4().hex[:8]
+        run = Settings(
+            kafka_bootstrap=broker.bootstrap, topic_prefix=f"bench{tag}.", partitions=settings.partitions
+        )
+        create_topics(run)
+        env = {
+            "PROPWATCH_KAFKA_BOOTSTRAP": broker.bootstrap,
+            "PROPWATCH_TOPIC_PREFIX": run.topic_prefix,
+            "PROPWATCH_GROUP_ID": f"bench-{tag}",
+            "PROPWATCH_SESSION_TIMEOUT_S": "4",
+            "PROPWATCH_HEARTBEAT_INTERVAL_S": "1",
+            "PROPWATCH_BATCH_SIZE": str(best),
+            "PROPWATCH_DATA_DIR": str(workdir / "data"),
+            "PROPWATCH_LOG_LEVEL": "warning",
+        }
+        if workers > 1:
+            env["PROPWATCH_INFERENCE_THREADS"] = "1"
+        outputs = [run.topic(spec.name) for spec in OUTPUTS]
+        watch = OutputWatch(run, outputs)
+        pool = []
+        try:
+            for index in range(workers):
+                worker = WorkerProcess(
+                    {**env, "PROPWATCH_WEB_PORT": str(free_port())}, workdir / f"worker-{index}.log"
+                )
+                pool.append(worker)
+            for worker in pool:
+                worker.wait_healthy(timeout_s=180)
+            warm = [(f"warm-{i}", texts[i % len(texts)]) for i in range(4 * best)]
+            _produce(run, warm)
+            watch.wait_for([i for i, _ in warm], timeout_s=180)
+
+            progress(f"pipeline: {items} items through {workers} worker(s) ...")
+            batch = [(f"run-{i}", text) for i, text in enumerate(texts)]
+            started = time.monotonic()
+            _produce(run, batch)
+            last = watch.wait_for([i for i, _ in batch], timeout_s=600)
+            pipeline = round(items / (last - started), 1)
+            progress(f"  {pipeline:.1f} items/s")
+
+            offered = pipeline / 2
+            steady = [(f"steady-{i}", texts[i % len(texts)]) for i in range(max(20, int(offered * steady_s)))]
+            progress(f"latency: {len(steady)} items at {offered:.1f} items/s (half capacity) ...")
+            sent = _produce(run, steady, rate=offered)
+            watch.wait_for(list(sent), timeout_s=600)
+            latencies = sorted(watch.arrivals[i] - t for i, t in sent.items())
+            p50 = round(statistics.median(latencies), 4)
+            p99 = round(latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))], 4)
+            progress(f"  p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms")
+            peak_rss = max(_peak_rss(w.process.pid) for w in pool)
+        finally:
+            for worker in pool:
+                worker.stop()
+
+        progress(f"naive: one transformers.pipeline call per message, {naive_items} items ...")
+        naive = _bench_naive(run, env, workdir, model_path, texts[:naive_items], watch)
+        progress(f"  {naive:.1f} items/s")
+        watch.close()
+
+    return BenchResult(
+        backend=settings.backend,
+        model=model_path,
+        items=items,
+        best_batch_size=best,
+        limit_items_per_s=limit,
+        limit_by_batch_size=by_size,
+        fp32_limit_items_per_s=fp32_limit,
+        pipeline_items_per_s=pipeline,
+        p50_latency_s=p50,
+        p99_latency_s=p99,
+        offered_load_items_per_s=round(offered, 1),
+        naive_items=naive_items,
+        naive_items_per_s=naive,
+        workers=workers,
+        worker_peak_rss_bytes=peak_rss,
+    )
+
+
+def _bench_naive(
+    run: Settings,
+    env: dict[str, str],
+    workdir: Path,
+    model_path: str,
+    texts: Sequence[str],
+    watch: OutputWatch,
+) -> float:
+    naive_env = {
+        **env,
+        "PROPWATCH_GROUP_ID": f"{env['PROPWATCH_GROUP_ID']}-naive",
+        "PROPWATCH_WEB_PORT": str(free_port()),
+    }
+    log = (workdir / "naive.log").open("ab")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streams.naive", model_path],
+        env={**os.environ, **naive_env},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        warm = [(f"naive-warm-{i}", texts[i % len(texts)]) for i in range(4)]
+        _produce(run, warm)
+        watch.wait_for([i for i, _ in warm], timeout_s=300)
+        batch = [(f"naive-{i}", text) for i, text in enumerate(texts)]
+        started = time.monotonic()
+        _produce(run, batch)
+        last = watch.wait_for([i for i, _ in batch], timeout_s=900)
+        return round(len(texts) / (last - started), 1)
+    finally:
+        process.terminate()
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+def format_result(result: BenchResult) -> str:
+    rows = [
+        ("backend", result.backend),
+        ("items", str(result.items)),
+        (
+            "limit (batched inference, no Kafka)",
+            f"{result.limit_items_per_s:.1f} items/s at batch {result.best_batch_size}",
+        ),
+        ("fp32 transformers limit", f"{result.fp32_limit_items_per_s:.1f} items/s"),
+        (f"propwatch end to end ({result.workers} worker(s))", f"{result.pipeline_items_per_s:.1f} items/s"),
+        (
+            "naive (pipeline() per message)",
+            f"{result.naive_items_per_s:.1f} items/s ({result.naive_items} items)",
+        ),
+        (
+            f"latency at {result.offered_load_items_per_s:.1f} items/s",
+            f"p50 {result.p50_latency_s:.3f} s, p99 {result.p99_latency_s:.3f} s",
+        ),
+        ("worker peak RSS", f"{result.worker_peak_rss_bytes / 2**20:.0f} MiB"),
+        ("pipeline / limit", f"{result.pipeline_over_limit:.2f}"),
+        ("pipeline / naive", f"{result.pipeline_over_naive:.1f}x"),
+        ("backend / fp32", f"{result.backend_over_fp32:.2f}x"),
+    ]
+    width = max(len(name) for name, _ in rows)
+    return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
+
+
+def write_chart(result: BenchResult, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    names = ["limit", "propwatch", "naive"]
+    values = [result.limit_items_per_s, result.pipeline_items_per_s, result.naive_items_per_s]
+    left.bar(names, values, color=["#888888", "#2b6cb0", "#c05621"])
+    left.set_ylabel("items/s")
+    left.set_title(f"Throughput ({result.backend}, {result.workers} worker(s))")
+    for x, value in enumerate(values):
+        left.annotate(f"{value:.0f}", (x, value), ha="center", va="bottom")
+    right.bar(["p50", "p99"], [result.p50_latency_s, result.p99_latency_s], color="#2b6cb0")
+    right.set_ylabel("seconds")
+    right.set_title(f"End-to-end latency at {result.offered_load_items_per_s:.0f} items/s")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def result_json(result: BenchResult) -> str:
+    return json.dumps(asdict(result), indent=2)

@@ -1,0 +1,241 @@
+"""The dashboard's and the alerts' PromQL on a real Prometheus that scrapes a real worker.
+
+A worker classifies a few hundred items (some invalid) while a Prometheus server (the Debian
+package's ``/usr/bin/prometheus``, on a free loopback port, its data in ``tmp_path``) scrapes it
+every second and evaluates ``deploy/prometheus/alerts.yml``. Every panel query and every alert
+expression must then evaluate without error; the throughput and latency panels must show data,
+the rules must all be loaded and healthy, and a healthy worker must raise no alert.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from streams.broker import free_port
+from streams.io import produce_lines
+from tests.integration.conftest import Deployment
+from tests.unit.test_observability import (
+    ALERTS,
+    INSTALL_HINT,
+    JOB,
+    alert_rules,
+    dashboard_queries,
+    substitute_variables,
+)
+
+SCRAPE_INTERVAL_S = 1
+VALID = 300
+INVALID = [
+    b'{"id": "bad-json", "text": "unterminated',
+    b'["not", "an", "object"]',
+    b'{"text": "no id here"}',
+    b'{"id": "bad-missing"}',
+    b'{"id": "bad-type", "text": ["a", "list"]}',
+    b'{"id": "bad-blank", "text": " \\t\\n  "}',
+    b'{"id": "bad-time", "text": "fine text", "observed_at": "yesterday"}',
+    b'{"id": "bad-field", "text": "fine text", "url": 42}',
+]
+# Panels that must show data after the run, not merely evaluate.
+MUST_HAVE_DATA = (
+    "Consumed",
+    "Throughput",
+    "End-to-end latency (produced → verdict)",
+    "Inference time per batch",
+)
+
+
+def item(i: int) -> bytes:
+    return json.dumps(
+        {
+            "id": f"prom-{i:04d}",
+            "text": f"Item {i}: " + ("the council meets on tuesday to discuss the budget " * (1 + i % 5)),
+            "platform": "forum",
+            "lang": "en",
+            "observed_at": "2026-11-20T09:14:03Z",
+        }
+    ).encode()
+
+
+class Prometheus:
+    """A Prometheus server's HTTP API."""
+
+    def __init__(self, url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
+        self.url = url
+        self.process = process
+        self.log_path = log_path
+
+    def get(self, path: str, **params: str) -> dict[str, Any]:
+        query = f"?{urllib.parse.urlencode(params)}" if params else ""
+        try:
+            with urllib.request.urlopen(f"{self.url}{path}{query}", timeout=10) as response:
+                body: dict[str, Any] = json.loads(response.read())
+        except urllib.error.HTTPError as error:  # 400/422: the API's JSON error
+            body = json.loads(error.read() or b"{}")
+            body.setdefault("error", str(error))
+        return body
+
+    def query(self, expr: str) -> dict[str, Any]:
+        return self.get("/api/v1/query", query=expr)
+
+    def value(self, expr: str) -> float | None:
+        """The single value of a one-series query, None when there is none."""
+        result = self.query(expr)
+        assert result.get("status") == "success", (expr, result)
+        series = result["data"]["result"]
+        return float(series[0]["value"][1]) if series else None
+
+    def log_tail(self, lines: int = 20) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def _wait(condition: Any, timeout_s: float, what: str, prometheus: Prometheus | None = None) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.25)
+    tail = f"\nprometheus log:\n{prometheus.log_tail()}" if prometheus else ""
+    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}{tail}")
+
+
+@contextmanager
+def run_prometheus(workdir: Path, targets: list[str]) -> Iterator[Prometheus]:
+    """A Prometheus server scraping ``targets`` as job ``propwatch`` every second, with the alert
+    rules loaded; always stopped on exit."""
+    binary = shutil.which("prometheus") or "/usr/bin/prometheus"
+    if not Path(binary).exists():
+        pytest.fail(f"the prometheus server is not installed. {INSTALL_HINT}")
+    config = {
+        "global": {
+            "scrape_interval": f"{SCRAPE_INTERVAL_S}s",
+            "scrape_timeout": f"{SCRAPE_INTERVAL_S}s",
+            "evaluation_interval": f"{SCRAPE_INTERVAL_S}s",
+        },
+        "rule_files": [str(ALERTS)],
+        "scrape_configs": [{"job_name": JOB, "static_configs": [{"targets": targets}]}],
+    }
+    config_path = workdir / "prometheus.yml"
+    config_path.write_text(json.dumps(config), encoding="utf-8")  # JSON is YAML
+    port = free_port()
+    log_path = workdir / "prometheus.log"
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={config_path}",
+                f"--storage.tsdb.path={workdir / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                "--log.level=warn",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    prometheus = Prometheus(f"http://127.0.0.1:{port}", process, log_path)
+    try:
+
+        def ready() -> bool:
+            assert process.poll() is None, f"prometheus exited {process.returncode}:\n{prometheus.log_tail()}"
+            try:
+                with urllib.request.urlopen(f"{prometheus.url}/-/ready", timeout=1) as response:
+                    return bool(response.status == 200)
+            except OSError:
+                return False
+
+        _wait(ready, 30, "prometheus to be ready", prometheus)
+        yield prometheus
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def test_dashboard_and_alert_queries_on_a_real_prometheus(deployment: Deployment, tmp_path: Path) -> None:
+    worker = deployment.start_worker(PROPWATCH_BATCH_SIZE="32")
+    with run_prometheus(tmp_path / "prometheus", [f"127.0.0.1:{worker.web_port}"]) as prometheus:
+        _wait(
+            lambda: prometheus.value(f'up{{job="{JOB}"}}') == 1.0,
+            30,
+            "the first successful scrape of the worker",
+            prometheus,
+        )
+
+        lines = [item(i) for i in range(VALID)]
+        for position, bad in enumerate(INVALID):  # among the valid ones, sharing their batches
+            lines.insert(position * 37 + 5, bad)
+        report = produce_lines(deployment.settings, lines)
+        total = VALID + len(INVALID)
+        assert report.sent == total and report.invalid == len(INVALID)
+        outputs = deployment.read_outputs(expected=total)
+        assert sum(map(len, outputs.values())) == total
+        assert len(outputs["dlq"]) == len(INVALID)
+
+        # Prometheus has scraped the final counts (the end-to-end histogram is observed after the
+        # broker's acks, so wait for its count too), then one more scrape for good measure.
+        _wait(
+            lambda: prometheus.value(f'sum(propwatch_items_consumed_total{{job="{JOB}"}})') == total
+            and prometheus.value(
+                f'sum(propwatch_end_to_end_seconds_count{{job="{JOB}", start="produced"}})'
+            )
+            == total,
+            30,
+            f"the scraped counters to reach {total}",
+            prometheus,
+        )
+        time.sleep(2 * SCRAPE_INTERVAL_S)
+
+        # Every dashboard query evaluates; the key panels show data.
+        results: dict[str, list[dict[str, Any]]] = {}
+        for title, ref, expr in dashboard_queries():
+            result = prometheus.query(substitute_variables(expr))
+            assert result.get("status") == "success", f"{title}/{ref}: {expr}\n{result}"
+            assert not result.get("warnings"), f"{title}/{ref}: {result['warnings']}"
+            results.setdefault(title, []).extend(result["data"]["result"])
+        for title in MUST_HAVE_DATA:
+            assert results.get(title), f"panel {title!r} shows no data"
+            values = [float(series["value"][1]) for series in results[title]]
+            assert all(math.isfinite(v) for v in values), f"panel {title!r}: {values}"
+        assert max(float(s["value"][1]) for s in results["Throughput"]) > 0
+        for title, series in results.items():
+            assert series, f"panel {title!r} shows no data after a real run"
+        model = results["Model"][0]["metric"]
+        assert model["name"] == "tiny-tco" and model["revision"], model
+
+        # Every alert expression evaluates, and a healthy worker fires none.
+        for rule in alert_rules():
+            result = prometheus.query(rule["expr"])
+            assert result.get("status") == "success", f"{rule['alert']}: {result}"
+            assert result["data"]["result"] == [], f"{rule['alert']} matches on a healthy worker: {result}"
+
+        # The rule files are loaded, every alert rule evaluated without error.
+        expected = {rule["alert"] for rule in alert_rules()}
+
+        def rules_evaluated() -> bool:
+            groups = prometheus.get("/api/v1/rules", type="alert")["data"]["groups"]
+            rules = [rule for group in groups for rule in group["rules"]]
+            return {r["name"] for r in rules} == expected and all(r["health"] != "unknown" for r in rules)
+
+        _wait(rules_evaluated, 10, "every alert rule to be evaluated", prometheus)
+        groups = prometheus.get("/api/v1/rules", type="alert")["data"]["groups"]
+        for rule in (rule for group in groups for rule in group["rules"]):
+            assert rule["health"] == "ok", f"{rule['name']}: {rule.get('lastError')}"
+            assert rule["state"] == "inactive", f"{rule['name']} is {rule['state']} on a healthy worker"
+        alerts = prometheus.get("/api/v1/alerts")["data"]["alerts"]
+        assert alerts == [], alerts

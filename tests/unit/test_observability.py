@@ -1,0 +1,404 @@
+"""What operators watch: the Prometheus config, the alert rules and the Grafana dashboard.
+
+``promtool`` (Debian package ``prometheus``) checks the config and the rules and runs the rules'
+unit tests (``deploy/prometheus/alerts_test.yml``). Every PromQL expression of the dashboard and of
+the alerts may only name metrics the worker exports (``streams.metrics.Metrics``) or Prometheus's
+own ``up``: a renamed metric breaks this test instead of a panel or an alert, silently.
+``tests/integration/test_prometheus.py`` runs the same expressions on a real Prometheus scraping
+a real worker. The helpers here are shared with it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from streams.metrics import Metrics
+
+ROOT = Path(__file__).resolve().parents[2]
+PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
+PROMETHEUS_CONFIG = PROMETHEUS_DIR / "prometheus.yml"
+ALERTS = PROMETHEUS_DIR / "alerts.yml"
+ALERTS_TEST = PROMETHEUS_DIR / "alerts_test.yml"
+GRAFANA_DIR = ROOT / "deploy" / "grafana"
+DASHBOARD = GRAFANA_DIR / "dashboards" / "propwatch.json"
+DATASOURCES = GRAFANA_DIR / "provisioning" / "datasources" / "prometheus.yml"
+DASHBOARD_PROVIDERS = GRAFANA_DIR / "provisioning" / "dashboards" / "propwatch.yml"
+OPERATORS_DOC = ROOT / "docs" / "operators.md"
+
+DASHBOARD_UID = "propwatch-overview"
+DATASOURCE_UID = "prometheus"
+JOB = "propwatch"
+INSTALL_HINT = "Install it with: apt-get update && apt-get install -y prometheus"
+
+REQUIRED_ALERTS = {
+    "PropwatchWorkerDown",
+    "PropwatchBrokerDisconnected",
+    "PropwatchLagGrowing",
+    "PropwatchDeadLetterRateHigh",
+    "PropwatchFlagRateAnomaly",
+    "PropwatchLatencySLOBreached",
+}
+
+# Grafana's own variables; the dashboard's are in its templating list.
+GRAFANA_BUILTINS = {"__rate_interval", "__interval", "__range", "__range_s", "__interval_ms"}
+# What the integration test puts in for the dashboard's variables (Prometheus has no Grafana).
+VARIABLE_VALUES = {
+    "__rate_interval": "1m",
+    "__interval": "15s",
+    "__range": "1h",
+    "instance": ".*",
+    "drift_window": "1h",
+}
+
+
+# --- PromQL metric names -------------------------------------------------------------------------
+
+_STRING = re.compile(r'"(?:\\.|[^"\\])*"|\'(?:\\.|[^\'\\])*\'|`[^`]*`')
+_MATCHERS = re.compile(r"\{[^{}]*\}")
+_GROUPING = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^()]*\)")
+_SUBSCRIPT = re.compile(r"\[[^\[\]]*\]")
+# An identifier not inside another token (a number's exponent, a duration's unit) and not a
+# function or aggregation (followed by "(").
+_IDENTIFIER = re.compile(r"(?<![\w.:$])([A-Za-z_:][\w:]*)(?![\w:])(?!\s*\()")
+_KEYWORDS = {
+    "and",
+    "or",
+    "unless",
+    "bool",
+    "offset",
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "atan2",
+    "inf",
+    "nan",
+}
+
+
+def promql_metric_names(expr: str) -> set[str]:
+    """The metric names a PromQL expression selects (a lexical scan, enough for our expressions:
+    strings, label matchers, grouping clauses and ranges are removed, then every identifier that
+    is neither a keyword nor a function is a metric name)."""
+    text = _STRING.sub('""', expr)
+    text = _MATCHERS.sub(" ", text)
+    text = _GROUPING.sub(" ", text)
+    text = _SUBSCRIPT.sub(" ", text)
+    assert not re.search(r"[{}\[\]]", text), f"unbalanced or nested brackets left in {expr!r}: {text!r}"
+    return {name for name in _IDENTIFIER.findall(text) if name.lower() not in _KEYWORDS}
+
+
+def exported_metric_names() -> set[str]:
+    """Every series name a fresh worker registry can expose: the samples it has now, and for
+    labelled families without children yet, the names their type implies."""
+    suffixes = {
+        "counter": ("_total", "_created"),
+        "histogram": ("_bucket", "_count", "_sum", "_created"),
+        "gauge": ("",),
+        "info": ("_info",),
+        "summary": ("", "_count", "_sum", "_created"),
+    }
+    names: set[str] = set()
+    for family in Metrics().registry.collect():
+        names.update(sample.name for sample in family.samples)
+        names.update(family.name + suffix for suffix in suffixes.get(family.type, ("",)))
+    return names
+
+
+def allowed_metric_names() -> set[str]:
+    return exported_metric_names() | {"up"}
+
+
+# --- The files -----------------------------------------------------------------------------------
+
+
+def load_dashboard() -> dict[str, Any]:
+    dashboard: dict[str, Any] = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    return dashboard
+
+
+def iter_panels(panels: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """Every panel, also those inside (collapsed) rows."""
+    for panel in panels:
+        yield panel
+        yield from iter_panels(panel.get("panels") or [])
+
+
+def dashboard_queries(dashboard: dict[str, Any] | None = None) -> list[tuple[str, str, str]]:
+    """(panel title, refId, PromQL) of every query of every panel."""
+    dashboard = dashboard or load_dashboard()
+    return [
+        (panel["title"], target.get("refId", "?"), target["expr"])
+        for panel in iter_panels(dashboard["panels"])
+        for target in panel.get("targets") or []
+        if target.get("expr")
+    ]
+
+
+def substitute_variables(expr: str, values: dict[str, str] = VARIABLE_VALUES) -> str:
+    """A dashboard expression as Grafana would send it, with example values for the variables."""
+
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1) or match.group(2)
+        if name not in values:
+            raise KeyError(f"no example value for ${name} in {expr!r}")
+        return values[name]
+
+    return re.sub(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)", value, expr)
+
+
+def alert_rules() -> list[dict[str, Any]]:
+    document = yaml.safe_load(ALERTS.read_text(encoding="utf-8"))
+    return [rule for group in document["groups"] for rule in group["rules"] if "alert" in rule]
+
+
+def _promtool() -> str:
+    binary = shutil.which("promtool")
+    if binary is None:
+        pytest.fail(f"promtool is not installed; it checks deploy/prometheus. {INSTALL_HINT}")
+    return binary
+
+
+def _run_promtool(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [_promtool(), *args],
+        cwd=PROMETHEUS_DIR,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def _heading_anchors(markdown: str) -> set[str]:
+    """GitHub's anchors of a Markdown file's headings."""
+    anchors = set()
+    for line in markdown.splitlines():
+        match = re.match(r"#{1,6}\s+(.*)", line)
+        if match:
+            slug = re.sub(r"[^\w\- ]", "", match.group(1).strip().lower()).replace(" ", "-")
+            anchors.add(slug)
+    return anchors
+
+
+# --- promtool ------------------------------------------------------------------------------------
+
+
+def test_promtool_check_config() -> None:
+    result = _run_promtool("check", "config", PROMETHEUS_CONFIG.name)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_promtool_check_rules() -> None:
+    result = _run_promtool("check", "rules", ALERTS.name)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_promtool_test_rules() -> None:
+    result = _run_promtool("test", "rules", ALERTS_TEST.name)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout + result.stderr
+
+
+# --- The metric-name scan itself -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("expr", "names"),
+    [
+        ('up{job="propwatch"} == 0 or absent(up{job="propwatch"})', {"up"}),
+        (
+            'histogram_quantile(0.95, sum by (le) (rate(a_bucket{start="x", le=~"1e3"}[5m])))',
+            {"a_bucket"},
+        ),
+        (
+            "sum by (label) (rate(a_total[1h] offset 1d)) / on () group_left () sum(b_total)",
+            {"a_total", "b_total"},
+        ),
+        ("deriv(sum by (topic) (max by (topic, partition) (lag))[10m:1m]) > 1e3", {"lag"}),
+        ("rate(x[$__rate_interval]) * 100 < 1 / 3 and bool y", {"x", "y"}),
+        ('count(up{instance=~"$instance"} == 1) > Inf', {"up"}),
+    ],
+)
+def test_promql_metric_names(expr: str, names: set[str]) -> None:
+    assert promql_metric_names(expr) == names
+
+
+def test_exported_metric_names_cover_the_documented_metrics() -> None:
+    names = exported_metric_names()
+    for expected in (
+        "propwatch_items_consumed_total",
+        "propwatch_referred_total",
+        "propwatch_referrals_total",
+        "propwatch_cleared_total",
+        "propwatch_dead_lettered_total",
+        "propwatch_inference_seconds_bucket",
+        "propwatch_batch_size_items_count",
+        "propwatch_end_to_end_seconds_bucket",
+        "propwatch_score_sum",
+        "propwatch_consumer_lag_messages",
+        "propwatch_broker_connected",
+        "propwatch_worker_ready",
+        "propwatch_model_info",
+    ):
+        assert expected in names, expected
+    assert not any(name.startswith(("process_", "python_")) for name in names), "custom registry only"
+
+
+# --- Prometheus config ---------------------------------------------------------------------------
+
+
+def test_prometheus_discovers_every_worker_by_dns() -> None:
+    config = yaml.safe_load(PROMETHEUS_CONFIG.read_text(encoding="utf-8"))
+    assert config["rule_files"] == ["alerts.yml"]
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert JOB in jobs, f"the alerts and the dashboard select job={JOB!r}"
+    job = jobs[JOB]
+    assert job.get("metrics_path", "/metrics") == "/metrics"
+    (sd,) = job["dns_sd_configs"]
+    assert sd["type"] == "A" and sd["port"] == 6066
+    assert "worker" in sd["names"], "the compose service name resolves to every worker container"
+
+
+# --- Alerts --------------------------------------------------------------------------------------
+
+
+def test_every_required_alert_is_there_with_severity_and_annotations() -> None:
+    rules = {rule["alert"]: rule for rule in alert_rules()}
+    assert set(rules) >= REQUIRED_ALERTS, REQUIRED_ALERTS - set(rules)
+    anchors = _heading_anchors(OPERATORS_DOC.read_text(encoding="utf-8"))
+    for name, rule in rules.items():
+        assert rule["labels"]["severity"] in {"critical", "warning", "info"}, name
+        annotations = rule["annotations"]
+        for key in ("summary", "description", "runbook_url"):
+            assert annotations.get(key), f"{name}: no {key}"
+        path, _, anchor = annotations["runbook_url"].partition("#")
+        assert path == "docs/operators.md" and anchor in anchors, f"{name}: no section #{anchor} in {path}"
+
+
+@pytest.mark.parametrize("rule", alert_rules(), ids=lambda rule: rule["alert"])
+def test_alert_expressions_use_exported_metrics_only(rule: dict[str, Any]) -> None:
+    names = promql_metric_names(rule["expr"])
+    assert names, rule["expr"]
+    unknown = names - allowed_metric_names()
+    assert not unknown, f"{rule['alert']} names metrics the worker does not export: {sorted(unknown)}"
+    assert f'job="{JOB}"' in rule["expr"], f"{rule['alert']} must select job={JOB!r}"
+
+
+def test_alert_unit_tests_cover_firing_and_quiet_cases() -> None:
+    document = yaml.safe_load(ALERTS_TEST.read_text(encoding="utf-8"))
+    assert document["rule_files"] == ["alerts.yml"]
+    firing, quiet = set(), set()
+    for case in document["tests"]:
+        for check in case.get("alert_rule_test") or []:
+            (firing if check.get("exp_alerts") else quiet).add(check["alertname"])
+    assert {"PropwatchWorkerDown", "PropwatchDeadLetterRateHigh", "PropwatchLatencySLOBreached"} <= firing
+    assert quiet, "at least one case where an alert must not fire"
+    assert firing <= REQUIRED_ALERTS | {rule["alert"] for rule in alert_rules()}
+
+
+# --- Grafana -------------------------------------------------------------------------------------
+
+
+def test_dashboard_identity() -> None:
+    dashboard = load_dashboard()
+    assert dashboard["uid"] == DASHBOARD_UID
+    assert dashboard["title"]
+    ids = [panel["id"] for panel in iter_panels(dashboard["panels"])]
+    assert len(ids) == len(set(ids)), "panel ids must be unique"
+
+
+def test_dashboard_panels_use_the_provisioned_datasource() -> None:
+    dashboard = load_dashboard()
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    datasource = variables.get("datasource")
+    assert datasource and datasource["type"] == "datasource" and datasource["query"] == "prometheus"
+    assert datasource["current"]["value"] == DATASOURCE_UID
+    provisioned = yaml.safe_load(DATASOURCES.read_text(encoding="utf-8"))["datasources"]
+    assert [d["uid"] for d in provisioned if d["type"] == "prometheus"] == [DATASOURCE_UID]
+    for panel in iter_panels(dashboard["panels"]):
+        if panel["type"] == "row":
+            continue
+        for holder in [panel, *panel.get("targets", [])]:
+            uid = holder.get("datasource", {}).get("uid")
+            assert uid in ("${datasource}", DATASOURCE_UID), f"{panel['title']}: datasource {uid!r}"
+
+
+def test_dashboard_provider_reads_the_mounted_folder() -> None:
+    providers = yaml.safe_load(DASHBOARD_PROVIDERS.read_text(encoding="utf-8"))["providers"]
+    (provider,) = providers
+    assert provider["type"] == "file"
+    assert provider["options"]["path"] == "/var/lib/grafana/dashboards"
+
+
+def test_dashboard_has_the_panels_operators_need() -> None:
+    queries = dashboard_queries()
+    text = "\n".join(expr for _, _, expr in queries)
+    for needle in (
+        "propwatch_items_consumed_total",  # throughput
+        "propwatch_referrals_total",
+        "propwatch_cleared_total",
+        "sum by (label) (rate(propwatch_referred_total",  # flag rate by label
+        "histogram_quantile(0.99, sum by (le) (rate(propwatch_end_to_end_seconds_bucket",
+        "histogram_quantile(0.5, sum by (le) (rate(propwatch_inference_seconds_bucket",
+        "propwatch_consumer_lag_messages",
+        "sum by (code) (rate(propwatch_dead_lettered_total",
+        "propwatch_batch_size_items",
+        "histogram_quantile(0.9, sum by (label, le) (rate(propwatch_score_bucket",  # drift
+        "propwatch_model_info",
+        "propwatch_broker_connected",
+        "propwatch_worker_ready",
+    ):
+        assert needle in text, needle
+    # every metric family the worker exports is on the dashboard somewhere
+    used = set().union(*(promql_metric_names(substitute_variables(expr)) for _, _, expr in queries))
+    families = {family.name for family in Metrics().registry.collect()}
+    for family in families:
+        assert any(name.startswith(family) for name in used), f"{family} is on no panel"
+
+
+def test_dashboard_expressions_use_exported_metrics_only() -> None:
+    allowed = allowed_metric_names()
+    for title, ref, expr in dashboard_queries():
+        names = promql_metric_names(substitute_variables(expr))
+        assert names, f"{title}/{ref}: no metric in {expr!r}"
+        unknown = names - allowed
+        assert not unknown, f"{title}/{ref} names metrics the worker does not export: {sorted(unknown)}"
+        assert f'job="{JOB}"' in expr, f"{title}/{ref} must select job={JOB!r}"
+
+
+def test_dashboard_variables_are_defined() -> None:
+    dashboard = load_dashboard()
+    defined = {v["name"] for v in dashboard["templating"]["list"]} | GRAFANA_BUILTINS
+    for title, ref, expr in dashboard_queries():
+        used = set(re.findall(r"\$\{?(\w+)", expr))
+        assert used <= defined, f"{title}/{ref}: undefined variables {sorted(used - defined)}"
+        assert used <= set(VARIABLE_VALUES), (
+            f"{title}/{ref}: give {sorted(used - set(VARIABLE_VALUES))} a value"
+        )
+
+
+# --- The operator's guide ------------------------------------------------------------------------
+
+
+def test_operators_guide_covers_panels_alerts_and_metrics() -> None:
+    guide = OPERATORS_DOC.read_text(encoding="utf-8")
+    for panel in iter_panels(load_dashboard()["panels"]):
+        if panel["type"] != "row":
+            assert panel["title"] in guide, f"panel {panel['title']!r} is not explained"
+    for rule in alert_rules():
+        assert f"### {rule['alert']}" in guide, f"alert {rule['alert']} has no section"
+    for family in Metrics().registry.collect():
+        name = family.name + {"counter": "_total", "info": "_info"}.get(family.type, "")
+        assert f"`{name}`" in guide, f"metric {name} is not in the metrics table"
