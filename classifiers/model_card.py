@@ -57,8 +57,8 @@ platform trust-and-safety teams. A referral is a signal for a trained person, ne
 - Automated removal or any decision about a person without human review.
 - Languages other than English; Dutch works only partly (figures below); other languages are
   untested and will be poor (the encoder is English).
-- Images, audio, video, or text inside them; long documents (the model reads the first 128
-  tokens it was trained with, propwatch passes up to `PROPWATCH_MAX_LENGTH`).
+- Images, audio, video, or text inside them; long documents (it was trained on the first
+  {training["config"]["max_length"]} tokens of short posts; propwatch passes up to `PROPWATCH_MAX_LENGTH`).
 - Real-world content unlike the synthetic seed corpus: expect lower figures in the field and
   measure on your own labelled data (`propwatch evaluate`).
 
@@ -72,8 +72,10 @@ policy texts, idioms, games, ordinary recruiting ads, household manuals. Art. 1(
 (journalism, research, counter-terrorism) is labelled negative.
 
 Training: {training["config"]["epochs"]} epochs, batch {training["config"]["batch_size"]}, learning
-rate {training["config"]["learning_rate"]}, max length {training["config"]["max_length"]}, seed
-{training["config"]["seed"]}, binary cross-entropy per label.
+rate {training["config"]["learning_rate"]} (head {training["config"]["head_learning_rate"]}), word
+embeddings frozen, Dutch examples seen {training["config"]["dutch_repeats"]}x per epoch, max length
+{training["config"]["max_length"]}, seed {training["config"]["seed"]}, binary cross-entropy per label
+weighted towards the positives.
 
 ## Evaluation (held-out test split, thresholds 0.5)
 

@@ -26,15 +26,18 @@ from classifiers.corpus import Example, seed_examples
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    epochs: int = 6
+    epochs: int = 8
     batch_size: int = 16
     learning_rate: float = 6e-5
     head_learning_rate: float = 1e-3
     weight_decay: float = 0.01
     warmup_fraction: float = 0.1
-    max_length: int = 128
+    max_length: int = 96
     seed: int = 784
     pos_weight: bool = True
+    dutch_repeats: int = 2
+    """The Dutch examples are seen this many times per epoch: the English encoder needs more of
+    them to learn Dutch hard negatives."""
     threads: int = 2
 
 
@@ -123,6 +126,7 @@ def build_model(
     """Train on the seed corpus's train split into ``target``, atomically: a half-built model
     never stands at ``target``. ``card`` writes the model card from the built folder."""
     examples = seed_examples("train")
+    examples += [e for e in examples if e.lang == "nl"] * (config.dutch_repeats - 1)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:

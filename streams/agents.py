@@ -60,6 +60,10 @@ class Output:
     value: bytes
     produced_at: float | None = None
     observed_at: float | None = None
+    labels: tuple[str, ...] = ()
+    """Referral labels (referrals only), counted once the broker has the record."""
+    code: str | None = None
+    """Error code (dead letters only)."""
 
 
 class ClassifierContractError(RuntimeError):
@@ -112,9 +116,17 @@ class BatchProcessor:
         return outputs
 
     def delivered(self, outputs: Sequence[Output]) -> None:
-        """Record end-to-end latency once the broker has acknowledged ``outputs``."""
+        """Count ``outputs`` and their end-to-end latency once the broker has acknowledged them."""
         now = time.time()
         for output in outputs:
+            if output.topic is REFERRALS:
+                self.metrics.referrals.inc()
+                for label in output.labels:
+                    self.metrics.referred.labels(label=label).inc()
+            elif output.topic is CLEARED:
+                self.metrics.cleared.inc()
+            else:
+                self.metrics.dead_lettered.labels(code=output.code).inc()
             if output.produced_at is not None:
                 self.metrics.end_to_end_seconds.labels(start="produced").observe(
                     max(0.0, now - output.produced_at)
@@ -166,9 +178,6 @@ class BatchProcessor:
         labels = [label for label, score in scores.items() if score >= self.thresholds[label]]
         key = item.id.encode("utf-8")
         if labels:
-            for label in labels:
-                self.metrics.referred.labels(label=label).inc()
-            self.metrics.referrals.inc()
             record = referral_record(
                 item,
                 labels=labels,
@@ -178,16 +187,14 @@ class BatchProcessor:
                 classified_at=classified_at,
                 author_key=self.author_key,
             )
-            return Output(REFERRALS, key, encode(record))
-        self.metrics.cleared.inc()
+            return Output(REFERRALS, key, encode(record), labels=tuple(labels))
         record = cleared_record(item, scores=scores, model=self.model, classified_at=classified_at)
         return Output(CLEARED, key, encode(record))
 
     def _dead_letter(self, rejection: Rejection, message: Message, received_at: str) -> Output:
-        self.metrics.dead_lettered.labels(code=str(rejection.code)).inc()
         key = (rejection.item_id or message.source.key).encode("utf-8")
         record = dlq_record(rejection, message.value, message.source, received_at=received_at)
-        return Output(DLQ, key, encode(record))
+        return Output(DLQ, key, encode(record), code=str(rejection.code))
 
 
 def install_agent(

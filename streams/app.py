@@ -145,7 +145,7 @@ def create_pipeline(settings: Settings, classifier: Classifier, metrics: Metrics
     @app.timer(PROBE_INTERVAL_S)
     async def probe_brokers() -> None:
         await probe.check(app)
-        metrics.ready.set(int(probe.connected))
+        metrics.ready.set(int(probe.connected and not app.rebalancing))
         update_lag(app, topics[CONTENT], metrics)
 
     @app.page("/health")

@@ -80,7 +80,7 @@ class Metrics:
         )
         self.ready = Gauge(
             "worker_ready",
-            "1 once the worker has started and reaches the brokers, else 0.",
+            "1 while the worker reaches the brokers and is not rebalancing, else 0.",
             namespace=NAMESPACE,
             registry=r,
         )
@@ -93,6 +93,9 @@ class Metrics:
         )
         for label in LABELS:
             self.referred.labels(label=label)
+            self.score.labels(label=label)
+        for start in ("produced", "observed"):
+            self.end_to_end_seconds.labels(start=start)
         for code in ErrorCode:
             self.dead_lettered.labels(code=str(code))
 

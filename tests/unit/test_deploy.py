@@ -1,4 +1,5 @@
-"""The deployment seed: ``docker-compose.yml`` (Kafka KRaft, topics, worker) and the ``Dockerfile``.
+"""The deployment: ``docker-compose.yml`` (Kafka KRaft, topics, worker, Prometheus, Grafana), the
+``Dockerfile`` and the Kubernetes manifests of ``deploy/k8s``.
 
 No Docker engine is needed: ``docker-compose config`` validates and normalises the Compose file,
 and the assertions run on its output. Works with docker-compose 1.29 (Debian's, YAML output) and
@@ -127,7 +128,7 @@ def test_compose_file_has_no_version_key() -> None:
 
 def test_compose_services(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    for name in ("kafka", "topics", "worker"):
+    for name in ("kafka", "topics", "worker", "prometheus", "grafana"):
         assert name in services, f"service {name!r} missing; services: {sorted(services)}"
 
 
@@ -301,3 +302,185 @@ def test_dockerignore_keeps_the_context_small() -> None:
     }
     for entry in (".venv", "models", ".git"):
         assert entry in entries, f".dockerignore must exclude {entry}"
+
+
+# --- Prometheus and Grafana in compose -----------------------------------------------------------
+
+
+def _mount_at(service: dict[str, Any], target: str) -> dict[str, Any]:
+    mounts = [m for m in _mounts(service) if m.get("target") == target]
+    assert len(mounts) == 1, f"expected one mount at {target}: {_mounts(service)}"
+    return mounts[0]
+
+
+def _published_ports(service: dict[str, Any]) -> dict[str, str]:
+    """container port -> published host port."""
+    ports = {}
+    for port in service.get("ports") or []:
+        if isinstance(port, dict):
+            ports[str(port["target"])] = str(port.get("published", ""))
+        else:
+            parts = str(port).split("/")[0].split(":")
+            ports[parts[-1]] = parts[-2] if len(parts) >= 2 else ""
+    return ports
+
+
+def test_prometheus_service(compose: dict[str, Any]) -> None:
+    prometheus = _service(compose, "prometheus")
+    assert str(prometheus["image"]).startswith("prom/prometheus:v"), prometheus["image"]
+    config = _mount_at(prometheus, "/etc/prometheus")
+    assert Path(config["source"]).resolve() == ROOT / "deploy" / "prometheus", config
+    assert config.get("read_only") is True, f"the config must be mounted read-only: {config}"
+    command = prometheus["command"]
+    assert "--config.file=/etc/prometheus/prometheus.yml" in command, command
+    assert _depends_on(prometheus).get("worker") in ("service_started", "service_healthy")
+    assert "/-/ready" in " ".join(prometheus["healthcheck"]["test"])
+    assert _published_ports(prometheus).get("9090") == "9090"
+
+
+def test_prometheus_scrapes_the_worker_service(compose: dict[str, Any]) -> None:
+    config = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text(encoding="utf-8"))
+    (job,) = [job for job in config["scrape_configs"] if job["job_name"] == "propwatch"]
+    (sd,) = job["dns_sd_configs"]
+    assert set(sd["names"]) <= set(compose["services"]), "DNS names must be compose services"
+    assert str(sd["port"]) == _environment(_service(compose, "worker"))["PROPWATCH_WEB_PORT"]
+
+
+def test_grafana_service(compose: dict[str, Any]) -> None:
+    grafana = _service(compose, "grafana")
+    assert str(grafana["image"]).startswith("grafana/grafana:"), grafana["image"]
+    provisioning = _mount_at(grafana, "/etc/grafana/provisioning")
+    assert Path(provisioning["source"]).resolve() == ROOT / "deploy" / "grafana" / "provisioning"
+    dashboards = _mount_at(grafana, "/var/lib/grafana/dashboards")
+    assert Path(dashboards["source"]).resolve() == ROOT / "deploy" / "grafana" / "dashboards"
+    assert provisioning.get("read_only") is True and dashboards.get("read_only") is True
+    assert _published_ports(grafana).get("3000") == "3000"
+    assert _depends_on(grafana).get("prometheus") == "service_healthy"
+    assert "/api/health" in " ".join(grafana["healthcheck"]["test"])
+    env = _environment(grafana)
+    anonymous = (
+        env.get("GF_AUTH_ANONYMOUS_ENABLED") == "true" and env.get("GF_AUTH_ANONYMOUS_ORG_ROLE") == "Viewer"
+    )
+    assert anonymous or env.get("GF_SECURITY_ADMIN_PASSWORD"), env
+
+    providers = yaml.safe_load(
+        (ROOT / "deploy/grafana/provisioning/dashboards/propwatch.yml").read_text(encoding="utf-8")
+    )["providers"]
+    assert [p["options"]["path"] for p in providers] == [dashboards["target"]]
+    datasources = yaml.safe_load(
+        (ROOT / "deploy/grafana/provisioning/datasources/prometheus.yml").read_text(encoding="utf-8")
+    )["datasources"]
+    assert [d["url"] for d in datasources] == ["http://prometheus:9090"], "the compose service's address"
+
+
+# --- Kubernetes ----------------------------------------------------------------------------------
+
+K8S = ROOT / "deploy" / "k8s"
+
+
+def _manifests() -> dict[str, dict[str, Any]]:
+    """Every manifest of deploy/k8s by kind (one object per file)."""
+    by_kind: dict[str, dict[str, Any]] = {}
+    for path in sorted(K8S.glob("*.yaml")):
+        documents = [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d]
+        assert len(documents) == 1, f"{path.name}: one object per file"
+        (document,) = documents
+        assert document["kind"] not in by_kind, f"two {document['kind']}s"
+        by_kind[document["kind"]] = document
+    return by_kind
+
+
+def _container(manifests: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    (container,) = manifests["Deployment"]["spec"]["template"]["spec"]["containers"]
+    container_spec: dict[str, Any] = container
+    return container_spec
+
+
+def test_k8s_manifests_are_namespace_free_and_all_in_the_kustomization() -> None:
+    manifests = _manifests()
+    assert {"ConfigMap", "Deployment", "Service", "ScaledObject", "Kustomization"} <= set(manifests)
+    for kind, manifest in manifests.items():
+        assert "namespace" not in manifest.get("metadata", {}), f"{kind} sets a namespace"
+    resources = set(manifests["Kustomization"]["resources"])
+    assert resources == {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
+    assert "namespace" not in manifests["Kustomization"]
+
+
+def test_k8s_configmap_holds_known_settings_only() -> None:
+    from streams.settings import Settings
+
+    data = _manifests()["ConfigMap"]["data"]
+    known = {f"PROPWATCH_{name.upper()}" for name in Settings.model_fields}
+    settings_keys = {k for k in data if k.startswith("PROPWATCH_")}
+    assert settings_keys <= known, f"unknown settings: {sorted(settings_keys - known)}"
+    for secret in ("PROPWATCH_SASL_PASSWORD", "PROPWATCH_SSL_KEY_PASSWORD", "PROPWATCH_AUTHOR_HASH_KEY"):
+        assert secret not in data, f"{secret} belongs in a Secret"
+    assert all(isinstance(v, str) for v in data.values()), "ConfigMap values are strings"
+    # the values parse as settings
+    env = {k.removeprefix("PROPWATCH_").lower(): v for k, v in data.items() if k.startswith("PROPWATCH_")}
+    settings = Settings(**env)
+    assert settings.web_port == 6066 and settings.web_bind == "0.0.0.0"
+    assert settings.model == MODEL_PATH
+    assert settings.session_timeout is not None and settings.session_timeout >= 6, "Kafka's minimum"
+
+
+def test_k8s_deployment() -> None:
+    manifests = _manifests()
+    deployment, configmap = manifests["Deployment"], manifests["ConfigMap"]
+    pod = deployment["spec"]["template"]
+    assert deployment["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    container = _container(manifests)
+    assert {"configMapRef": {"name": configmap["metadata"]["name"]}} in container["envFrom"]
+    (port,) = container["ports"]
+    assert port["containerPort"] == 6066 and port["name"] == "metrics"
+
+    def probe_port(probe: dict[str, Any]) -> Any:
+        return probe["httpGet"]["port"]
+
+    readiness, liveness = container["readinessProbe"], container["livenessProbe"]
+    assert readiness["httpGet"]["path"] == "/health" and probe_port(readiness) in (6066, "metrics")
+    assert liveness["httpGet"]["path"] in ("/health", "/metrics")
+    assert probe_port(liveness) in (6066, "metrics")
+    for kind in ("requests", "limits"):
+        assert {"cpu", "memory"} <= set(container["resources"][kind]), kind
+    assert str(container["resources"]["limits"]["cpu"]) == configmap["data"]["PROPWATCH_INFERENCE_THREADS"]
+
+    mounts = {m["name"]: m for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+    (model,) = [m for m in mounts.values() if m["mountPath"] == "/models"]
+    assert model["readOnly"] is True
+    assert configmap["data"]["PROPWATCH_MODEL"].startswith("/models/")
+    claim = volumes[model["name"]].get("persistentVolumeClaim")
+    assert claim is None or claim.get("readOnly") is True
+    data_dir = configmap["data"]["PROPWATCH_DATA_DIR"]
+    assert any(m["mountPath"] == data_dir for m in mounts.values()), "the data dir must be writable"
+    security = pod["spec"]["securityContext"]
+    assert security["runAsNonRoot"] is True and security["runAsUser"] == 10001
+    assert pod["spec"]["terminationGracePeriodSeconds"] >= 20, "room for the 10 s drain"
+
+
+def test_k8s_service_exposes_the_metrics_port_of_every_pod() -> None:
+    manifests = _manifests()
+    service = manifests["Service"]["spec"]
+    labels = manifests["Deployment"]["spec"]["template"]["metadata"]["labels"]
+    assert service["selector"].items() <= labels.items()
+    (port,) = service["ports"]
+    assert port["port"] == 6066 and port["targetPort"] in (6066, "metrics")
+    assert service.get("publishNotReadyAddresses") is True, "scrape workers that lost the brokers too"
+
+
+def test_k8s_scaledobject_scales_on_content_lag_up_to_the_partitions() -> None:
+    manifests = _manifests()
+    scaled, data = manifests["ScaledObject"], manifests["ConfigMap"]["data"]
+    assert scaled["apiVersion"].startswith("keda.sh/")
+    assert scaled["spec"]["scaleTargetRef"]["name"] == manifests["Deployment"]["metadata"]["name"]
+    assert scaled["spec"]["maxReplicaCount"] == int(data["PROPWATCH_PARTITIONS"]), "partitions bound workers"
+    assert 1 <= scaled["spec"]["minReplicaCount"] <= scaled["spec"]["maxReplicaCount"]
+    (trigger,) = scaled["spec"]["triggers"]
+    assert trigger["type"] == "kafka"
+    meta = trigger["metadata"]
+    assert meta["topic"] == data["PROPWATCH_TOPIC_PREFIX"] + "content"
+    assert meta["consumerGroup"] == data["PROPWATCH_GROUP_ID"]
+    assert meta["bootstrapServers"] == data["PROPWATCH_KAFKA_BOOTSTRAP"]
+    assert int(meta["lagThreshold"]) > 0
+    assert meta.get("allowIdleConsumers", "false") == "false"
