@@ -133,6 +133,8 @@ def build_model(
         train(examples, staging, config, progress)
         if card is not None:
             (staging / "README.md").write_text(card(staging))
+        for path in (staging, *staging.rglob("*")):  # readable by the container's own user
+            path.chmod(0o755 if path.is_dir() else 0o644)
         if target.exists():
             shutil.rmtree(target)
         staging.rename(target)

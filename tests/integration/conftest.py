@@ -54,9 +54,12 @@ class Deployment:
         worker.wait_healthy(timeout_s=120)
         return worker
 
-    def read_outputs(self, expected: int, timeout_s: float = 120.0) -> dict[str, list[tuple[str, dict]]]:
+    def read_outputs(
+        self, expected: int, timeout_s: float = 120.0, ids: set[str] | None = None
+    ) -> dict[str, list[tuple[str, dict]]]:
         """Every record on the output topics, read with confluent-kafka as a downstream service
-        would, once ``expected`` records arrived or ``timeout_s`` passed."""
+        would, once ``expected`` records (or, given ``ids``, a record for each of them) arrived,
+        or ``timeout_s`` passed."""
         consumer = Consumer(
             {
                 "bootstrap.servers": self.broker.bootstrap,
@@ -72,12 +75,19 @@ class Deployment:
         records: dict[str, list[tuple[str, dict]]] = {spec.name: [] for spec in OUTPUTS}
         deadline = time.monotonic() + timeout_s
         try:
-            while sum(map(len, records.values())) < expected and time.monotonic() < deadline:
+            seen: set[str] = set()
+
+            def done() -> bool:
+                return ids <= seen if ids is not None else sum(map(len, records.values())) >= expected
+
+            while not done() and time.monotonic() < deadline:
                 for message in consumer.consume(num_messages=500, timeout=0.5):
                     if message.error():
                         raise RuntimeError(message.error())
                     key = message.key().decode() if message.key() else ""
-                    records[names[message.topic()]].append((key, json.loads(message.value())))
+                    record = json.loads(message.value())
+                    records[names[message.topic()]].append((key, record))
+                    seen.add(record.get("item_id") or key)
                 for worker in self.workers:
                     if worker.process.poll() not in (None, 0) and worker.process.returncode != -9:
                         raise RuntimeError(f"worker exited {worker.process.returncode}:\n{worker.log_tail()}")

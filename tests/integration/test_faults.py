@@ -69,9 +69,10 @@ def test_sigkill_mid_stream_loses_nothing(deployment: Deployment) -> None:
     done = signal_mid_stream(deployment, worker.kill)
     assert done < 2500, f"the kill came too late to test anything ({done} done)"
     deployment.start_worker(PROPWATCH_BATCH_SIZE="16")
-    outputs = deployment.read_outputs(expected=3000, timeout_s=180)
+    everything = {f"f-{i:05d}" for i in range(3000)}
+    deployment.read_outputs(expected=3000, timeout_s=300, ids=everything)
     time.sleep(2)  # let any redelivered duplicates arrive too
-    outputs = deployment.read_outputs(expected=sum(map(len, outputs.values())), timeout_s=30)
+    outputs = deployment.read_outputs(expected=10**9, timeout_s=5)  # everything there is
     seen = by_item(outputs)
     assert set(seen) == {f"f-{i:05d}" for i in range(3000)}, "every input id has an output"
     assert_duplicates_are_identical(seen)
@@ -86,9 +87,10 @@ def test_sigterm_mid_stream_finishes_commits_and_repeats_nothing(deployment: Dep
     assert worker.process.returncode == 0, worker.log_tail()
     assert stopped_in < 20, f"SIGTERM took {stopped_in:.1f} s"
     deployment.start_worker(PROPWATCH_BATCH_SIZE="16")
-    outputs = deployment.read_outputs(expected=3000, timeout_s=180)
-    time.sleep(2)
-    outputs = deployment.read_outputs(expected=sum(map(len, outputs.values())) + 1, timeout_s=3)
+    everything = {f"f-{i:05d}" for i in range(3000)}
+    deployment.read_outputs(expected=3000, timeout_s=300, ids=everything)
+    time.sleep(2)  # duplicates, if any, would arrive by now
+    outputs = deployment.read_outputs(expected=3001, timeout_s=3)
     seen = by_item(outputs)
     assert set(seen) == {f"f-{i:05d}" for i in range(3000)}
     duplicated = [i for i, copies in seen.items() if len(copies) > 1]
@@ -100,7 +102,7 @@ def test_two_workers_split_the_partitions_and_one_takes_over(deployment: Deploym
     second = deployment.start_worker(PROPWATCH_BATCH_SIZE="16")
     time.sleep(6)  # let the group settle with both members
     produce_in_chunks(deployment, 0, 1000)
-    outputs = deployment.read_outputs(expected=1000, timeout_s=120)
+    outputs = deployment.read_outputs(expected=1000, timeout_s=300)
     seen = by_item(outputs)
     assert set(seen) == {f"f-{i:05d}" for i in range(1000)}
     assert all(len(c) == 1 for c in seen.values()), "steady state: nothing processed twice"
@@ -109,7 +111,7 @@ def test_two_workers_split_the_partitions_and_one_takes_over(deployment: Deploym
 
     second.stop()
     produce_in_chunks(deployment, 1000, 1600)
-    outputs = deployment.read_outputs(expected=1600, timeout_s=120)
+    outputs = deployment.read_outputs(expected=1600, timeout_s=300, ids={f"f-{i:05d}" for i in range(1600)})
     seen = by_item(outputs)
     assert set(seen) == {f"f-{i:05d}" for i in range(1600)}, "the remaining worker took over"
     assert_duplicates_are_identical(seen)
