@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from classifiers.base import Classifier, ClassifierOptions, Scores
+from classifiers.base import Classifier, ClassifierOptions, Scores, length_sorted_chunks
 from classifiers.default_model import ModelNotBuiltError
 
 ONNX_DIR = "onnx"
@@ -93,18 +93,20 @@ class OnnxClassifier(Classifier):
         return cls(Path(model), options)
 
     def predict(self, texts: Sequence[str]) -> list[Scores]:
-        if not texts:
-            return []
         from classifiers.transformers_backend import CHARS_PER_TOKEN_BOUND
 
+        results: list[Scores] = [{} for _ in texts]
         cut = self._max_length * CHARS_PER_TOKEN_BOUND
-        encoded = self._tokenizer(
-            [text[:cut] for text in texts],
-            padding=True,
-            truncation=True,
-            max_length=self._max_length,
-            return_tensors="np",
-        )
-        feed = {name: encoded[name].astype(np.int64) for name in INPUTS if name in self._inputs}
-        (logits,) = self._session.run(["logits"], feed)
-        return self._head.scores(logits)
+        for chunk in length_sorted_chunks(texts):
+            encoded = self._tokenizer(
+                [texts[i][:cut] for i in chunk],
+                padding=True,
+                truncation=True,
+                max_length=self._max_length,
+                return_tensors="np",
+            )
+            feed = {name: encoded[name].astype(np.int64) for name in INPUTS if name in self._inputs}
+            (logits,) = self._session.run(["logits"], feed)
+            for i, scores in zip(chunk, self._head.scores(logits), strict=True):
+                results[i] = scores
+        return results

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PretrainedConfig
 
-from classifiers.base import Classifier, ClassifierOptions, OutputHead, Scores
+from classifiers.base import Classifier, ClassifierOptions, OutputHead, Scores, length_sorted_chunks
 
 CHARS_PER_TOKEN_BOUND = 16
 """Texts are cut to ``max_length * 16`` characters before tokenising: no token is longer, and a
@@ -67,19 +67,21 @@ class TransformersClassifier(Classifier):
         return cls(network, tokenizer, name=name, revision=revision, options=options)
 
     def predict(self, texts: Sequence[str]) -> list[Scores]:
-        if not texts:
-            return []
+        results: list[Scores] = [{} for _ in texts]
         cut = self._max_length * CHARS_PER_TOKEN_BOUND
-        encoded = self._tokenizer(  # type: ignore[operator]
-            [text[:cut] for text in texts],
-            padding=True,
-            truncation=True,
-            max_length=self._max_length,
-            return_tensors="pt",
-        ).to(self._device)
-        with torch.inference_mode():
-            logits = self._model(**encoded).logits.float()
-        return self._head.scores(logits.cpu().numpy())
+        for chunk in length_sorted_chunks(texts):
+            encoded = self._tokenizer(  # type: ignore[operator]
+                [texts[i][:cut] for i in chunk],
+                padding=True,
+                truncation=True,
+                max_length=self._max_length,
+                return_tensors="pt",
+            ).to(self._device)
+            with torch.inference_mode():
+                logits = self._model(**encoded).logits.float()
+            for i, scores in zip(chunk, self._head.scores(logits.cpu().numpy()), strict=True):
+                results[i] = scores
+        return results
 
 
 def output_head(config: PretrainedConfig, options: ClassifierOptions) -> OutputHead:

@@ -210,10 +210,16 @@ def install_agent(
     ``noack_take`` batches like ``take`` but leaves acking to us: a batch's offsets become
     committable only after the broker has acknowledged every one of its outputs. A crash, a
     SIGTERM or a rebalance before that leaves them uncommitted, so the batch is redelivered
-    (at-least-once); deterministic keys and ids make the repeat idempotent.
+    (at-least-once); deterministic keys and ids make the repeat idempotent. While one batch's
+    outputs are being sent, the next batch is already classified; deliveries stay in order.
     """
 
-    async def handle(stream: faust.StreamT, events: Sequence[faust.EventT]) -> None:
+    async def handle(
+        stream: faust.StreamT,
+        events: Sequence[faust.EventT],
+        processed: asyncio.Event,
+        previous: asyncio.Future[None] | None,
+    ) -> None:
         messages = [
             Message(
                 event.message.value,
@@ -224,30 +230,40 @@ def install_agent(
         ]
         started = time.perf_counter()
         outputs = await processor.process(messages)
-        processed = time.perf_counter()
+        processed.set()  # the next batch may be classified while this one is sent
+        classified = time.perf_counter()
+        if previous is not None:
+            await previous  # deliveries, and so acks, stay in order
         await send_all(topics, outputs)
         processor.delivered(outputs)
         log.debug(
-            "batch of %d: processed in %.1f ms, sent in %.1f ms",
+            "batch of %d: processed in %.1f ms, delivered %.1f ms later",
             len(events),
-            (processed - started) * 1000,
-            (time.perf_counter() - processed) * 1000,
+            (classified - started) * 1000,
+            (time.perf_counter() - classified) * 1000,
         )
         for event in events:
             await stream.ack(event)
 
     async def classify(stream: faust.StreamT) -> None:
-        async for events in stream.noack_take(batch_size, within=batch_wait_s):
-            batch = asyncio.ensure_future(handle(stream, events))
-            try:
-                await asyncio.shield(batch)
-            except asyncio.CancelledError:
-                # The worker is stopping: finish this batch (bounded) so that its offsets are
-                # committed and a restart repeats nothing; past the bound it is redelivered.
-                log.info("stopping: finishing a batch of %d (at most %.0f s)", len(events), DRAIN_TIMEOUT_S)
+        latest: asyncio.Future[None] | None = None
+        try:
+            async for events in stream.noack_take(batch_size, within=batch_wait_s):
+                processed = asyncio.Event()
+                latest = asyncio.ensure_future(handle(stream, events, processed, latest))
+                waiter = asyncio.ensure_future(processed.wait())
+                try:
+                    await asyncio.wait({waiter, latest}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    waiter.cancel()
+        except asyncio.CancelledError:
+            # The worker is stopping: finish the batches in hand (bounded) so that their offsets
+            # are committed and a restart repeats nothing; past the bound they are redelivered.
+            if latest is not None and not latest.done():
+                log.info("stopping: finishing the batches in hand (at most %.0f s)", DRAIN_TIMEOUT_S)
                 with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
-                    await asyncio.wait_for(batch, DRAIN_TIMEOUT_S)
-                raise
+                    await asyncio.wait_for(asyncio.shield(latest), DRAIN_TIMEOUT_S)
+            raise
 
     return app.agent(topics[CONTENT], name="classify")(classify)
 

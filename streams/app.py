@@ -15,6 +15,7 @@ from classifiers.base import Classifier
 from classifiers.registry import load_classifier
 from streams.agents import BatchProcessor, install_agent
 from streams.metrics import Metrics
+from streams import transport
 from streams.settings import Settings
 from streams.topics import CONTENT, TOPICS, TopicSpec
 
@@ -110,6 +111,7 @@ def create_pipeline(settings: Settings, classifier: Classifier, metrics: Metrics
         autodiscover=False,
         store="memory://",
     )
+    transport.install(app)
     topics = {
         spec: app.topic(
             settings.topic(spec.name),
