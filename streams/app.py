@@ -13,9 +13,9 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from classifiers.base import Classifier
 from classifiers.registry import load_classifier
+from streams import transport
 from streams.agents import BatchProcessor, install_agent
 from streams.metrics import Metrics
-from streams import transport
 from streams.settings import Settings
 from streams.topics import CONTENT, TOPICS, TopicSpec
 
