@@ -12,7 +12,6 @@ from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from classifiers.base import Classifier
-from classifiers.registry import load_classifier
 from streams import transport
 from streams.agents import BatchProcessor, install_agent
 from streams.metrics import Metrics
@@ -84,11 +83,6 @@ def faust_credentials(settings: Settings) -> faust.types.auth.CredentialsT | Non
     if context is not None:
         return faust.SSLCredentials(context)
     return None
-
-
-def configured_classifier(settings: Settings) -> Classifier:
-    """The classifier the settings name (``PROPWATCH_BACKEND`` and ``PROPWATCH_MODEL``)."""
-    return load_classifier(settings.backend, settings.model, settings.classifier_options())
 
 
 def create_pipeline(settings: Settings, classifier: Classifier, metrics: Metrics | None = None) -> Pipeline:

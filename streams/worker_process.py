@@ -11,6 +11,17 @@ import urllib.request
 from pathlib import Path
 
 
+def terminate(process: subprocess.Popen[bytes], timeout_s: float) -> None:
+    """Stop a child process: SIGTERM, then SIGKILL after ``timeout_s``; wait for it either way."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 class WorkerProcess:
     """``propwatch worker`` as a child process with its own log file."""
 
@@ -57,10 +68,4 @@ class WorkerProcess:
 
     def stop(self, timeout_s: float = 20.0) -> None:
         """SIGTERM, then SIGKILL after ``timeout_s``."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process, timeout_s)
