@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -256,7 +257,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="throughput against the model's limit and the naive approach")
     p.add_argument("--items", type=int, default=2000, help="texts to push through (default 2000)")
     p.add_argument("--naive-items", type=int, default=None, help="texts for the naive baseline (default 400)")
-    p.add_argument("--workers", type=int, default=1, help="workers in the group (default 1)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="workers in the group, one inference thread each when more than one (default: one per core)",
+    )
     p.add_argument(
         "--latency-seconds",
         type=float,
