@@ -170,6 +170,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from classifiers.registry import load_classifier
     from streams.bench import format_result, result_json, run_bench, write_chart
 
+    if args.chart:
+        try:
+            import matplotlib  # noqa: F401  (fail before the run, not after it)
+        except ImportError:
+            print("propwatch bench --chart needs matplotlib: pip install 'propwatch[bench]'", file=sys.stderr)
+            return EXIT_USAGE
     settings = _settings()
     classifier = _classifier("bench", settings)
     model_path = resolve_model(settings.model)
