@@ -20,7 +20,7 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY streams ./streams
 COPY classifiers ./classifiers
-RUN pip install . \
+RUN pip install ".[onnx]" \
     && cd / && rm -rf /src
 
 # Non-root user; its home is the working directory and the worker's state lives in /var/lib/propwatch.

@@ -269,7 +269,7 @@ def test_dockerfile_installs_cpu_torch_before_the_project() -> None:
     assert instructions[0] == ("FROM", "python:3.11-slim")
     torch = _index(instructions, "RUN", re.escape(TORCH_PIN))
     assert "download.pytorch.org/whl/cpu" in instructions[torch][1], instructions[torch]
-    project = _index(instructions, "RUN", r"pip install (\S+ )*\.($| |&)")
+    project = _index(instructions, "RUN", r"pip install (\S+ )*\"?\.(\[[a-z,]+\])?\"?($| |&)")
     assert torch < project, "torch (CPU build) must be installed before `pip install .`"
 
     # ... and the project's own torch requirement must accept the pinned one, or pip replaces it
