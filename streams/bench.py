@@ -190,11 +190,9 @@ def run_bench(
         )
         create_topics(run)
         env = {
-            "PROPWATCH_KAFKA_BOOTSTRAP": broker.bootstrap,
+            **broker.client_env(),
             "PROPWATCH_TOPIC_PREFIX": run.topic_prefix,
             "PROPWATCH_GROUP_ID": f"bench-{tag}",
-            "PROPWATCH_SESSION_TIMEOUT_S": "4",
-            "PROPWATCH_HEARTBEAT_INTERVAL_S": "1",
             "PROPWATCH_BATCH_SIZE": str(best),
             "PROPWATCH_DATA_DIR": str(workdir / "data"),
             "PROPWATCH_LOG_LEVEL": "warning",

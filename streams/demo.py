@@ -55,12 +55,10 @@ def run_demo(*, keep_running: bool = False, sample: str | None = None) -> int:
         console.print(f"[bold]broker[/] Tansu (embedded, memory storage) at {broker.bootstrap}")
         web_port = free_port()
         env = {
-            "PROPWATCH_KAFKA_BOOTSTRAP": broker.bootstrap,
+            **broker.client_env(),
             "PROPWATCH_WEB_PORT": str(web_port),
             "PROPWATCH_GROUP_ID": f"propwatch-demo-{uuid.uuid4().hex[:8]}",
             "PROPWATCH_DATA_DIR": str(workdir / "data"),
-            "PROPWATCH_SESSION_TIMEOUT_S": "4",
-            "PROPWATCH_HEARTBEAT_INTERVAL_S": "1",
         }
         settings = Settings(kafka_bootstrap=broker.bootstrap, web_port=web_port)
         create_topics(settings)

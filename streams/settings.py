@@ -18,6 +18,9 @@ from classifiers.default_model import DEFAULT_MODEL
 
 EMBEDDED_BOOTSTRAP = "127.0.0.1:9092"
 """Where ``propwatch broker`` listens by default, and so where clients go when nothing is set."""
+EMBEDDED_SESSION_TIMEOUT_S = 4.0
+"""Tansu holds a consumer-group join for about half the session timeout: keep it short."""
+EMBEDDED_HEARTBEAT_INTERVAL_S = 1.0
 
 
 class Settings(BaseSettings):
@@ -125,11 +128,11 @@ class Settings(BaseSettings):
 
     @property
     def session_timeout(self) -> float:
-        return self.session_timeout_s or (4.0 if self.embedded else 10.0)
+        return self.session_timeout_s or (EMBEDDED_SESSION_TIMEOUT_S if self.embedded else 10.0)
 
     @property
     def heartbeat_interval(self) -> float:
-        return self.heartbeat_interval_s or (1.0 if self.embedded else 3.0)
+        return self.heartbeat_interval_s or (EMBEDDED_HEARTBEAT_INTERVAL_S if self.embedded else 3.0)
 
     @property
     def bootstrap(self) -> str:

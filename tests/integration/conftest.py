@@ -101,12 +101,10 @@ def deployment(broker: EmbeddedBroker, tmp_path: Path, tiny_model_dir: Path) -> 
     """Fresh topics and group on the session broker; workers use the tiny model by default."""
     tag = uuid.uuid4().hex[:8]
     env = {
-        "PROPWATCH_KAFKA_BOOTSTRAP": broker.bootstrap,
+        **broker.client_env(),
         "PROPWATCH_TOPIC_PREFIX": f"t{tag}.",
         "PROPWATCH_GROUP_ID": f"g{tag}",
         "PROPWATCH_PARTITIONS": "4",
-        "PROPWATCH_SESSION_TIMEOUT_S": "4",
-        "PROPWATCH_HEARTBEAT_INTERVAL_S": "1",
         "PROPWATCH_DATA_DIR": str(tmp_path / "data"),
         "PROPWATCH_MODEL": str(tiny_model_dir),
         "PROPWATCH_LOG_LEVEL": "info",
