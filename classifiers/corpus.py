@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
 from classifiers.base import LABELS
 
@@ -50,22 +51,39 @@ def read_examples(paths: Iterable[Path | str], split: str | None = None) -> list
             for number, line in enumerate(handle, 1):
                 if not line.strip():
                     continue
-                row = json.loads(line)
-                labels = tuple(row.get("labels") or ())
-                unknown = set(labels) - set(LABELS)
-                if unknown:
-                    raise ValueError(f"{path}:{number}: unknown labels {sorted(unknown)}")
-                example = Example(
-                    id=str(row.get("id", f"{Path(path).name}:{number}")),
-                    text=row["text"],
-                    labels=labels,
-                    lang=row.get("lang"),
-                    category=row.get("category"),
-                    split=row.get("split"),
-                )
+                try:
+                    example = example_from_row(json.loads(line), f"{Path(path).name}:{number}")
+                except ValueError as exc:
+                    raise ValueError(f"{path}:{number}: {exc}") from exc
                 if split is None or example.split == split:
                     examples.append(example)
     return examples
+
+
+def example_from_row(row: dict[str, Any], default_id: str) -> Example:
+    """One example from a corpus-format object (``text``, ``labels`` and optional fields)."""
+    labels = tuple(row.get("labels") or ())
+    unknown = set(labels) - set(LABELS)
+    if unknown:
+        raise ValueError(f"unknown labels {sorted(unknown)}")
+    return Example(
+        id=str(row.get("id", default_id)),
+        text=row["text"],
+        labels=labels,
+        lang=row.get("lang"),
+        category=row.get("category"),
+        split=row.get("split"),
+    )
+
+
+def examples_from_records(records: Iterable[dict[str, Any]]) -> list[Example]:
+    """Reviewers' decisions (examples topic records) as examples; the latest decision on an item
+    wins, since a reviewer may correct an earlier one."""
+    latest: dict[str, Example] = {}
+    for number, record in enumerate(records, 1):
+        item_id = (record.get("review") or {}).get("item_id") or str(number)
+        latest[item_id] = example_from_row(record, f"decision:{number}")
+    return list(latest.values())
 
 
 def seed_examples(split: str | None = None) -> list[Example]:

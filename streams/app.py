@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -11,12 +12,15 @@ import faust
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from classifiers.base import Classifier
+from classifiers.base import LABELS, Classifier
 from streams import transport
 from streams.agents import BatchProcessor, install_agent
+from streams.followers import TopicFollower
+from streams.hashbank import HashBank, load_bank_file
 from streams.metrics import Metrics
+from streams.review import DecisionProcessor, ReviewQueue
 from streams.settings import Settings
-from streams.topics import CONTENT, TOPICS, TopicSpec
+from streams.topics import CONTENT, DECISIONS, HASHBANK, REVIEW, TOPICS, TopicSpec
 
 PROBE_INTERVAL_S = 2.0
 
@@ -68,6 +72,9 @@ class Pipeline:
     processor: BatchProcessor
     agent: faust.types.AgentT
     metrics: Metrics
+    bank: HashBank
+    reviews: ReviewQueue
+    decisions: DecisionProcessor
 
 
 def faust_credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
@@ -85,9 +92,25 @@ def faust_credentials(settings: Settings) -> faust.types.auth.CredentialsT | Non
     return None
 
 
-def create_pipeline(settings: Settings, classifier: Classifier, metrics: Metrics | None = None) -> Pipeline:
-    """Build the worker for ``settings`` around ``classifier``."""
+def create_pipeline(
+    settings: Settings,
+    classifier: Classifier,
+    metrics: Metrics | None = None,
+    *,
+    shadow: Classifier | None = None,
+    follow: bool = True,
+) -> Pipeline:
+    """Build the worker for ``settings`` around ``classifier`` (and a ``shadow`` candidate).
+
+    ``follow`` reads the hashbank and review topics whole in the background (every worker keeps
+    its own bank and review queue); unit tests without a broker turn it off.
+    """
     metrics = metrics or Metrics()
+    bank = HashBank(threshold=settings.hashbank_similarity)
+    if settings.hashbank_file is not None:
+        load_bank_file(settings.hashbank_file, bank)
+    metrics.hashbank_entries.set_function(lambda: len(bank))
+    actor = f"propwatch-worker {settings.group_id}@{socket.gethostname()}"
     app = faust.App(
         settings.group_id,
         broker=";".join(f"kafka://{host}" for host in settings.bootstrap.split(",")),
@@ -117,6 +140,9 @@ def create_pipeline(settings: Settings, classifier: Classifier, metrics: Metrics
         )
         for spec in TOPICS
     }
+    bank_follower = TopicFollower(settings, settings.topic(HASHBANK.name), bank.apply_record)
+    reviews = ReviewQueue()
+    review_follower = TopicFollower(settings, settings.topic(REVIEW.name), reviews.apply)
     processor = BatchProcessor(
         classifier,
         thresholds=settings.thresholds,
@@ -126,11 +152,46 @@ def create_pipeline(settings: Settings, classifier: Classifier, metrics: Metrics
         author_key=(
             settings.author_hash_key.get_secret_value().encode() if settings.author_hash_key else None
         ),
+        review_thresholds=settings.review_thresholds,
+        bank=bank,
+        learn=settings.hashbank_learn,
+        shadow=shadow,
+        backend=settings.backend,
+        actor=actor,
+        ready=bank_follower.ready if follow else None,
     )
     agent = install_agent(
-        app, topics, processor, batch_size=settings.batch_size, batch_wait_s=settings.batch_wait_s
+        app,
+        topics[CONTENT],
+        topics,
+        processor,
+        name="classify",
+        batch_size=settings.batch_size,
+        batch_wait_s=settings.batch_wait_s,
     )
+    decisions = DecisionProcessor(
+        reviews,
+        review_follower if follow else None,
+        labels=LABELS,
+        metrics=metrics,
+        actor=actor,
+        learn=settings.hashbank_learn,
+    )
+    install_agent(
+        app,
+        topics[DECISIONS],
+        topics,
+        decisions,
+        name="decide",
+        batch_size=64,
+        batch_wait_s=settings.batch_wait_s,
+    )
+    if follow:
+        app.task(bank_follower.run)
+        app.task(review_follower.run)
     metrics.model.info({"name": classifier.name, "revision": classifier.revision})
+    if shadow is not None:
+        metrics.shadow_model.info({"name": shadow.name, "revision": shadow.revision})
 
     @app.page("/metrics")
     async def metrics_view(self: View, request: Request) -> Response:
@@ -155,4 +216,13 @@ def create_pipeline(settings: Settings, classifier: Classifier, metrics: Metrics
             json.dumps(body).encode(), content_type="application/json", status=200 if probe.connected else 503
         )
 
-    return Pipeline(app=app, topics=topics, processor=processor, agent=agent, metrics=metrics)
+    return Pipeline(
+        app=app,
+        topics=topics,
+        processor=processor,
+        agent=agent,
+        metrics=metrics,
+        bank=bank,
+        reviews=reviews,
+        decisions=decisions,
+    )

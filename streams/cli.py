@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 
 from pydantic import ValidationError
 
@@ -19,12 +20,16 @@ from streams.settings import Settings
 EXIT_USAGE = 2
 
 
-def _classifier(command: str, settings: Settings, model: str | None = None) -> Classifier:
+def _classifier(
+    command: str, settings: Settings, model: str | None = None, backend: str | None = None
+) -> Classifier:
     """The classifier the settings (or ``model``) name; on a bad model, exit 2 with the reason."""
     from classifiers.registry import load_classifier
 
     try:
-        return load_classifier(settings.backend, model or settings.model, settings.classifier_options())
+        return load_classifier(
+            backend or settings.backend, model or settings.model, settings.classifier_options()
+        )
     except (LabelMappingError, ModelNotBuiltError, UnknownBackendError) as exc:
         print(f"propwatch {command}: cannot load the classifier: {exc}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE) from exc
@@ -66,9 +71,17 @@ def cmd_worker(args: argparse.Namespace) -> int:
     import faust
 
     from streams.app import create_pipeline
+    from streams.hashbank import BankFileError
 
     settings = _settings()
-    pipeline = create_pipeline(settings, _classifier("worker", settings))
+    shadow = None
+    if settings.shadow_model:
+        shadow = _classifier("worker", settings, settings.shadow_model, settings.shadow_backend)
+    try:
+        pipeline = create_pipeline(settings, _classifier("worker", settings), shadow=shadow)
+    except BankFileError as exc:
+        print(f"propwatch worker: cannot load PROPWATCH_HASHBANK_FILE: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     worker = faust.Worker(pipeline.app, loglevel=settings.log_level, redirect_stdouts=False)
     worker.execute_from_commandline()  # exits the process when the worker stops
     return 0
@@ -105,6 +118,26 @@ def cmd_consume(args: argparse.Namespace) -> int:
     except LookupError as exc:
         print(f"propwatch consume: {exc}", file=sys.stderr)
         return 1
+    return 0
+
+
+def cmd_hashbank_add(args: argparse.Namespace) -> int:
+    from kafka.errors import KafkaError
+
+    from streams.hashbank import BankFileError, bank_file_records, publish_records
+
+    try:
+        records = bank_file_records(args.file, source_name=args.source)
+    except BankFileError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_USAGE
+    settings = _settings()
+    try:
+        sent = publish_records(settings, records)
+    except KafkaError as exc:
+        print(f"propwatch hashbank add: cannot send to {settings.bootstrap}: {exc}", file=sys.stderr)
+        return 1
+    print(f"sent {sent} entries to {settings.topic('hashbank')}")
     return 0
 
 
@@ -154,7 +187,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from classifiers.evaluation import evaluate, format_report
 
     settings = _settings()
-    examples = read_examples(args.files or seed_files(), split=args.split)
+    if args.decisions:
+        from classifiers.corpus import examples_from_records
+        from streams.report import read_topics
+        from streams.topics import EXAMPLES
+
+        examples = examples_from_records(read_topics(settings, [EXAMPLES.name])[EXAMPLES.name])
+    else:
+        examples = read_examples(args.files or seed_files(), split=args.split)
     if not examples:
         print("propwatch evaluate: no examples (check the files and --split)", file=sys.stderr)
         return 1
@@ -193,6 +233,49 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.chart:
         write_chart(result, Path(args.chart))
     print(result_json(result) if args.json else format_result(result))
+    return 0
+
+
+def _report_time(value: str) -> datetime:
+    """``--since`` / ``--until``: a date (midnight UTC) or an RFC 3339 timestamp; else exit 2."""
+    from streams.report import parse_when
+
+    try:
+        return parse_when(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from datetime import UTC
+    from pathlib import Path
+
+    from kafka.errors import KafkaError
+
+    from streams.report import TOPICS, build_report, format_markdown, read_topics, rfc3339
+
+    if args.since is not None and args.until is not None and args.since >= args.until:
+        since, until = rfc3339(args.since), rfc3339(args.until)
+        print(f"propwatch report: --since ({since}) must be before --until ({until})", file=sys.stderr)
+        return EXIT_USAGE
+    settings = _settings()
+    unreadable: dict[str, int] = {}
+    try:
+        records = read_topics(settings, TOPICS, unreadable=unreadable)
+    except (KafkaError, TimeoutError) as exc:
+        print(f"propwatch report: cannot read the topics at {settings.bootstrap}: {exc}", file=sys.stderr)
+        return 1
+    report = build_report(
+        records, args.since, args.until, unreadable=unreadable, generated_at=datetime.now(UTC)
+    )
+    document = json.dumps(report.as_json(), indent=2, ensure_ascii=False) + "\n"
+    if args.out:
+        markdown_path, json_path = Path(f"{args.out}.md"), Path(f"{args.out}.json")
+        markdown_path.write_text(format_markdown(report), encoding="utf-8")
+        json_path.write_text(document, encoding="utf-8")
+        print(f"wrote {markdown_path} and {json_path}")
+    else:
+        sys.stdout.write(document if args.json else format_markdown(report))
     return 0
 
 
@@ -235,6 +318,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=5.0, help="stop after S seconds without records")
     p.set_defaults(func=cmd_consume)
 
+    p = sub.add_parser("hashbank", help="the known-content hash bank")
+    hashbank = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    h = hashbank.add_parser(
+        "add", help="send a bank file's entries (hashes only, never text) to the hashbank topic"
+    )
+    h.add_argument("file", help="JSON Lines: hashbank records, or lines with text, entry_id and labels")
+    h.add_argument(
+        "--source",
+        metavar="NAME",
+        help='lines without a source get {"type": "import", "name": NAME} (default: the file name)',
+    )
+    h.set_defaults(func=cmd_hashbank_add)
+
     p = sub.add_parser("demo", help="run the whole pipeline on a bundled sample, on an embedded broker")
     p.add_argument("--keep-running", action="store_true", help="keep broker and worker up afterwards")
     p.add_argument("--sample", default=None, help="JSON Lines to stream instead of the bundled sample")
@@ -257,6 +353,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="*", help="JSON Lines with text and labels (default: the seed corpus)")
     p.add_argument("--model", help="model folder or hub id (default: PROPWATCH_MODEL)")
     p.add_argument("--split", help="only examples whose split field is this, e.g. test")
+    p.add_argument(
+        "--decisions",
+        action="store_true",
+        help="score against reviewers' decisions collected on the examples topic instead of files",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_evaluate)
 
@@ -278,6 +379,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--chart", help="write a PNG of throughput and latency")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("report", help="transparency report (TCO Regulation Art. 7-8) of a period's verdicts")
+    p.add_argument(
+        "--since",
+        type=_report_time,
+        metavar="DATE",
+        help="from this date (2026-11-01: midnight UTC) or RFC 3339 timestamp, inclusive",
+    )
+    p.add_argument(
+        "--until", type=_report_time, metavar="DATE", help="up to this date or timestamp, exclusive"
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of Markdown")
+    p.add_argument("--out", metavar="PREFIX", help="write PREFIX.md and PREFIX.json instead of printing")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("settings", help="print the effective settings (secrets masked)")
     p.set_defaults(func=cmd_settings)

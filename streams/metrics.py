@@ -6,12 +6,14 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.exposition import generate_latest
 
 from classifiers.base import LABELS
-from streams.records import ErrorCode
+from streams.records import DECISIONS, ErrorCode
 
 NAMESPACE = "propwatch"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 END_TO_END_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0, 86400.0)
+ROLES = ("live", "shadow")
+MATCH_TYPES = ("exact", "near")
 SCORE_BUCKETS = tuple(round(0.1 * i, 1) for i in range(1, 11))
 
 
@@ -91,6 +93,62 @@ class Metrics:
             namespace=NAMESPACE,
             registry=r,
         )
+        self.review_queued = Counter(
+            "review_queued",
+            "Items sent to the review topic for a person to decide.",
+            namespace=NAMESPACE,
+            registry=r,
+        )
+        self.decisions = Counter(
+            "review_decisions",
+            "Reviewers' decisions applied, by decision (approve, reject).",
+            ["decision"],
+            namespace=NAMESPACE,
+            registry=r,
+        )
+        self.hashbank_matches = Counter(
+            "hashbank_matches",
+            "Items referred as known content without inference, by match type (exact, near).",
+            ["type"],
+            namespace=NAMESPACE,
+            registry=r,
+        )
+        self.hashbank_entries = Gauge(
+            "hashbank_entries", "Entries in this worker's hash bank.", namespace=NAMESPACE, registry=r
+        )
+        self.model_scored = Counter(
+            "model_scored",
+            "Items scored, by model role (live, shadow).",
+            ["role"],
+            namespace=NAMESPACE,
+            registry=r,
+        )
+        self.model_flagged = Counter(
+            "model_flagged",
+            "Items scored with at least one label at its referral threshold, by model role (live, shadow).",
+            ["role"],
+            namespace=NAMESPACE,
+            registry=r,
+        )
+        self.shadow_agreed = Counter(
+            "shadow_agreed",
+            "Items on which the shadow model and the live model agree on flag or not.",
+            namespace=NAMESPACE,
+            registry=r,
+        )
+        self.shadow_errors = Counter(
+            "shadow_errors", "Batches the shadow model failed to score.", namespace=NAMESPACE, registry=r
+        )
+        self.shadow_model = Info(
+            "shadow_model", "The shadow model, if one is configured.", namespace=NAMESPACE, registry=r
+        )
+        for role in ROLES:
+            self.model_scored.labels(role=role)
+            self.model_flagged.labels(role=role)
+        for match_type in MATCH_TYPES:
+            self.hashbank_matches.labels(type=match_type)
+        for decision in DECISIONS:
+            self.decisions.labels(decision=decision)
         for label in LABELS:
             self.referred.labels(label=label)
             self.score.labels(label=label)

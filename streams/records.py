@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import json
 import re
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,7 +20,7 @@ from enum import StrEnum
 from importlib.resources import files
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 REFERRAL_NAMESPACE = uuid.UUID("8f7c1f4e-6d0a-4d65-9a52-2b1f0e7c9a11")
 OPTIONAL_STRING_FIELDS = ("url", "platform", "lang", "author")
 # C0 controls other than tab, newline and carriage return, DEL, and C1 controls.
@@ -43,11 +44,14 @@ class ErrorCode(StrEnum):
     INVALID_FIELD = "invalid_field"
     UNPAIRED_SURROGATE = "unpaired_surrogate"
     CLASSIFIER_ERROR = "classifier_error"
+    INVALID_DECISION = "invalid_decision"
+    UNKNOWN_REVIEW = "unknown_review"
 
 
 class Stage(StrEnum):
     VALIDATE = "validate"
     CLASSIFY = "classify"
+    REVIEW = "review"
 
 
 @dataclass(frozen=True)
@@ -80,9 +84,14 @@ class Rejection:
     stage: Stage = Stage.VALIDATE
 
 
+def epoch_to_rfc3339(seconds: float) -> str:
+    """Epoch seconds (a Kafka message timestamp) as RFC 3339 UTC with milliseconds."""
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def utc_now() -> str:
     """The current time as RFC 3339 UTC with milliseconds."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return epoch_to_rfc3339(time.time())
 
 
 def parse_rfc3339(value: str) -> datetime | None:
@@ -213,11 +222,22 @@ class ModelRef:
         return {"name": self.name, "revision": self.revision}
 
 
-def referral_id(item: ContentItem, model: ModelRef) -> str:
-    """Deterministic: the same item classified by the same model revision gets the same id."""
-    return str(
-        uuid.uuid5(REFERRAL_NAMESPACE, f"{item.id}\n{item.content_sha256}\n{model.name}\n{model.revision}")
-    )
+class DecidedBy(StrEnum):
+    """What reached a verdict: the live model, the hash bank of known content, or a reviewer."""
+
+    MODEL = "model"
+    HASHBANK = "hashbank"
+    REVIEW = "review"
+
+
+def referral_id(item_id: str, content_sha256: str, basis: str) -> str:
+    """Deterministic: the same item and content, referred on the same basis (a model revision, a bank
+    entry or a review), always gets the same id, so a redelivered referral repeats its id."""
+    return str(uuid.uuid5(REFERRAL_NAMESPACE, f"{item_id}\n{content_sha256}\n{basis}"))
+
+
+def model_basis(model: ModelRef) -> str:
+    return f"{model.name}\n{model.revision}"
 
 
 def author_hash(author: str | None, key: bytes | None) -> str | None:
@@ -227,19 +247,22 @@ def author_hash(author: str | None, key: bytes | None) -> str | None:
     return "hmac-sha256:" + hmac.new(key, author.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
-def referral_record(
-    item: ContentItem,
-    *,
-    labels: list[str],
-    scores: dict[str, float],
-    thresholds: dict[str, float],
-    model: ModelRef,
-    classified_at: str,
-    author_key: bytes | None,
-) -> dict[str, Any]:
+SUBJECT_FIELDS = (
+    "item_id",
+    "url",
+    "platform",
+    "lang",
+    "author_hash",
+    "text",
+    "content_sha256",
+    "observed_at",
+)
+"""The fields that describe the content itself in referral and review records."""
+
+
+def subject(item: ContentItem, author_key: bytes | None) -> dict[str, Any]:
+    """The content's own fields as referral and review records carry them (author only as HMAC)."""
     return {
-        "schema_version": SCHEMA_VERSION,
-        "referral_id": referral_id(item, model),
         "item_id": item.id,
         "url": item.url,
         "platform": item.platform,
@@ -247,25 +270,197 @@ def referral_record(
         "author_hash": author_hash(item.author, author_key),
         "text": item.text,
         "content_sha256": item.content_sha256,
-        "labels": labels,
-        "scores": scores,
-        "thresholds": thresholds,
-        "model": model.as_json(),
-        "classified_at": classified_at,
         "observed_at": item.observed_at,
     }
 
 
+def custody_step(step: str, at: str, actor: str, **detail: Any) -> dict[str, Any]:
+    """One entry of an evidence block's chain of custody."""
+    return {"step": step, "at": at, "actor": actor, "detail": detail or None}
+
+
+def referral_record(
+    content: dict[str, Any],
+    *,
+    labels: list[str],
+    decided_by: DecidedBy,
+    basis: str,
+    scores: dict[str, float],
+    thresholds: dict[str, float],
+    model: dict[str, str] | None,
+    classified_at: str,
+    evidence: dict[str, Any],
+    match: dict[str, Any] | None = None,
+    review: dict[str, Any] | None = None,
+    shadow: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A referral of ``content`` (:func:`subject` fields); ``basis`` makes its id (:func:`referral_id`)."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "referral_id": referral_id(content["item_id"], content["content_sha256"], basis),
+        **{name: content[name] for name in SUBJECT_FIELDS},
+        "labels": labels,
+        "decided_by": str(decided_by),
+        "scores": scores,
+        "thresholds": thresholds,
+        "model": model,
+        "match": match,
+        "review": review,
+        "shadow": shadow,
+        "classified_at": classified_at,
+        "evidence": evidence,
+    }
+
+
+def review_record(
+    content: dict[str, Any],
+    *,
+    labels: list[str],
+    scores: dict[str, float],
+    thresholds: dict[str, float],
+    review_thresholds: dict[str, float],
+    model: ModelRef,
+    classified_at: str,
+    evidence: dict[str, Any],
+    shadow: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """An item whose scores fall between the review and referral thresholds, for a reviewer."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "review_id": referral_id(
+            content["item_id"], content["content_sha256"], "review\n" + model_basis(model)
+        ),
+        **{name: content[name] for name in SUBJECT_FIELDS},
+        "labels": labels,
+        "scores": scores,
+        "thresholds": thresholds,
+        "review_thresholds": review_thresholds,
+        "model": model.as_json(),
+        "shadow": shadow,
+        "classified_at": classified_at,
+        "evidence": evidence,
+    }
+
+
 def cleared_record(
-    item: ContentItem, *, scores: dict[str, float], model: ModelRef, classified_at: str
+    content: dict[str, Any],
+    *,
+    scores: dict[str, float],
+    model: dict[str, str],
+    classified_at: str,
+    decided_by: DecidedBy = DecidedBy.MODEL,
+    review: dict[str, Any] | None = None,
+    shadow: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     return {
         "schema_version": SCHEMA_VERSION,
-        "item_id": item.id,
-        "content_sha256": item.content_sha256,
+        "item_id": content["item_id"],
+        "platform": content["platform"],
+        "lang": content["lang"],
+        "content_sha256": content["content_sha256"],
         "scores": scores,
-        "model": model.as_json(),
+        "model": model,
+        "decided_by": str(decided_by),
+        "review": review,
+        "shadow": shadow,
         "classified_at": classified_at,
+        "observed_at": content["observed_at"],
+    }
+
+
+DECISIONS = ("approve", "reject")
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A reviewer's verdict on a review record (the ``decisions`` topic)."""
+
+    decision_id: str
+    review_id: str
+    decision: str
+    reviewer: str
+    reason: str | None
+    labels: tuple[str, ...] | None
+    """For an approval, the labels the reviewer confirms; None keeps the review's candidates."""
+    decided_at: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "review_id": self.review_id,
+            "decision_id": self.decision_id,
+            "decision": self.decision,
+            "reviewer": self.reviewer,
+            "reason": self.reason,
+            "decided_at": self.decided_at,
+        }
+
+
+def parse_decision(raw: bytes, *, labels: tuple[str, ...], received_at: str) -> Decision | Rejection:
+    """Validate one message of the decisions topic. Never raises."""
+
+    def reject(message: str, review_id: str | None = None) -> Rejection:
+        return Rejection(ErrorCode.INVALID_DECISION, message, item_id=review_id, stage=Stage.REVIEW)
+
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        return reject(f"decision is not UTF-8 JSON: {exc}"[:300])
+    if not isinstance(data, dict):
+        return reject(f"decision is a JSON {_json_type(data)}, expected an object")
+    review_id = data.get("review_id")
+    if not isinstance(review_id, str) or not review_id.strip() or not _encodable(review_id):
+        return reject("field 'review_id' must be a non-empty string")
+    decision = data.get("decision")
+    if decision not in DECISIONS:
+        return reject(f"field 'decision' must be one of {list(DECISIONS)}, got {decision!r}"[:300], review_id)
+    reviewer = data.get("reviewer")
+    if not isinstance(reviewer, str) or not reviewer.strip() or _CONTROL.search(reviewer):
+        return reject("field 'reviewer' must be a non-empty string (who decided)", review_id)
+    reason = data.get("reason")
+    if reason is not None and not isinstance(reason, str):
+        return reject(f"field 'reason' must be a string, got {_json_type(reason)}", review_id)
+    chosen = data.get("labels")
+    if chosen is not None:
+        if not isinstance(chosen, list) or not chosen or any(label not in labels for label in chosen):
+            return reject(f"field 'labels' must be a non-empty list of {list(labels)}", review_id)
+        if decision == "reject":
+            return reject("field 'labels' is only for approvals", review_id)
+    decided_at = data.get("decided_at", received_at)
+    if not isinstance(decided_at, str) or parse_rfc3339(decided_at) is None:
+        return reject("field 'decided_at' must be an RFC 3339 timestamp", review_id)
+    if not all(_encodable(v) for v in (reviewer, reason)):
+        return reject("decision escapes an unpaired UTF-16 surrogate", review_id)
+    decision_id = data.get("decision_id")
+    if decision_id is None:
+        decision_id = str(
+            uuid.uuid5(REFERRAL_NAMESPACE, f"{review_id}\n{reviewer}\n{decision}\n{decided_at}")
+        )
+    elif not isinstance(decision_id, str) or not decision_id.strip():
+        return reject("field 'decision_id' must be a non-empty string", review_id)
+    return Decision(
+        decision_id=decision_id,
+        review_id=review_id,
+        decision=decision,
+        reviewer=reviewer,
+        reason=reason,
+        labels=tuple(dict.fromkeys(chosen)) if chosen else None,
+        decided_at=decided_at,
+    )
+
+
+def example_record(review: dict[str, Any], decision: Decision, labels: list[str]) -> dict[str, Any]:
+    """A reviewer's decision as a labelled example, in the corpus format ``propwatch evaluate`` reads."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "id": decision.decision_id,
+        "text": review["text"],
+        "labels": labels,
+        "lang": review["lang"],
+        "category": "review_approved" if decision.decision == "approve" else "review_rejected",
+        "split": "review",
+        "review": {**decision.as_json(), "item_id": review["item_id"]},
+        "model": review["model"],
+        "scores": review["scores"],
     }
 
 

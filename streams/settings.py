@@ -10,7 +10,7 @@ import ssl
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from classifiers.base import IGNORE, LABELS, ClassifierOptions
@@ -82,6 +82,18 @@ class Settings(BaseSettings):
         default_factory=lambda: dict.fromkeys(LABELS, 0.5),
         description='Per-label referral thresholds, JSON, e.g. {"threat": 0.4}; labels left out keep 0.5.',
     )
+    review_thresholds: dict[str, float] = Field(
+        default_factory=dict,
+        description="Per-label review thresholds, JSON, e.g. "
+        '{"incitement": 0.3}: an item with no label at its referral threshold but one at its review '
+        "threshold goes to the review topic for a person to decide. Labels left out: no review band.",
+    )
+    shadow_model: str | None = Field(
+        None,
+        description="A candidate model scored on the same batches as the live one without routing "
+        "anything (same forms as `model`); its flag rate and agreement go to metrics and records.",
+    )
+    shadow_backend: str | None = Field(None, description="Backend of the shadow model; unset: `backend`.")
     max_length: int = Field(256, ge=8, description="Tokens per text the model sees (truncated).")
     inference_threads: int = Field(
         0, ge=0, description="Torch intra-op threads for inference; 0 = torch's default."
@@ -91,6 +103,23 @@ class Settings(BaseSettings):
         None,
         description="Secret key of the HMAC-SHA256 that replaces `author` in referrals; unset: "
         "referrals carry no author at all.",
+    )
+
+    # --- Known content ------------------------------------------------------------------------
+    hashbank_file: Path | None = Field(
+        None,
+        description="JSON Lines of known content (hash bank entries, or texts to hash) loaded at "
+        "start; the hashbank topic adds to and removes from it while running.",
+    )
+    hashbank_similarity: float = Field(
+        0.75,
+        ge=0.5,
+        le=1.0,
+        description="Least estimated Jaccard similarity (MinHash over character 5-grams of the "
+        "normalised text) for a near-duplicate match.",
+    )
+    hashbank_learn: bool = Field(
+        True, description="Whether content the pipeline refers joins the hash bank (via the hashbank topic)."
     )
 
     # --- Batching and input ------------------------------------------------------------------
@@ -120,6 +149,23 @@ class Settings(BaseSettings):
         if bad:
             raise ValueError(f"thresholds must lie in [0, 1]: {bad}")
         return {**dict.fromkeys(LABELS, 0.5), **value}
+
+    @field_validator("review_thresholds")
+    @classmethod
+    def _known_review_labels(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(value) - set(LABELS))
+        if unknown:
+            raise ValueError(f"review thresholds for unknown labels {unknown}; labels are {list(LABELS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _review_below_referral(self) -> Settings:
+        above = {k: v for k, v in self.review_thresholds.items() if not 0.0 <= v < self.thresholds[k]}
+        if above:
+            raise ValueError(
+                f"review thresholds must lie in [0, referral threshold): {above}, referral {self.thresholds}"
+            )
+        return self
 
     @property
     def embedded(self) -> bool:
@@ -163,7 +209,8 @@ class Settings(BaseSettings):
         return context
 
     def kafka_python_config(self) -> dict[str, object]:
-        """Connection options for kafka-python clients (admin, CLI producer and consumer)."""
+        """Connection options for kafka-python clients (admin, CLI producer and consumer); aiokafka
+        takes the same (the worker's readers of the hashbank and review topics)."""
         config: dict[str, object] = {
             "bootstrap_servers": self.bootstrap.split(","),
             "security_protocol": self.security_protocol,

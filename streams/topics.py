@@ -19,6 +19,7 @@ class TopicSpec:
     name: str
     description: str
     retention_ms: int
+    """-1 keeps records for ever (the hash bank and the labelled examples)."""
     schema: str
 
 
@@ -26,8 +27,15 @@ CONTENT = TopicSpec("content", "content items to classify (input)", 7 * DAY_MS, 
 REFERRALS = TopicSpec("referrals", "items the model flagged, for referral services", 90 * DAY_MS, "referral")
 CLEARED = TopicSpec("cleared", "a verdict for every valid item not flagged", 30 * DAY_MS, "cleared")
 DLQ = TopicSpec("dlq", "items that could not be processed, with the reason", 30 * DAY_MS, "dlq")
-TOPICS: tuple[TopicSpec, ...] = (CONTENT, REFERRALS, CLEARED, DLQ)
-OUTPUTS: tuple[TopicSpec, ...] = (REFERRALS, CLEARED, DLQ)
+REVIEW = TopicSpec("review", "items scored between the review and referral thresholds", 30 * DAY_MS, "review")
+DECISIONS = TopicSpec("decisions", "reviewers' verdicts on review items (input)", 365 * DAY_MS, "decision")
+HASHBANK = TopicSpec(
+    "hashbank", "known-content hash bank updates, read whole by every worker", -1, "hashbank"
+)
+EXAMPLES = TopicSpec("examples", "reviewers' decisions as labelled examples", -1, "example")
+TOPICS: tuple[TopicSpec, ...] = (CONTENT, REFERRALS, CLEARED, REVIEW, DLQ, DECISIONS, HASHBANK, EXAMPLES)
+OUTPUTS: tuple[TopicSpec, ...] = (REFERRALS, CLEARED, REVIEW, DLQ)
+"""Where every item that enters leaves its record (one per item, or more after a review)."""
 
 
 def create_topics(settings: Settings, specs: tuple[TopicSpec, ...] = TOPICS) -> dict[str, str]:

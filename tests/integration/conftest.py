@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 from streams.broker import EmbeddedBroker, free_port
 from streams.settings import Settings
@@ -54,12 +54,26 @@ class Deployment:
         worker.wait_healthy(timeout_s=120)
         return worker
 
+    def send(self, topic: str, records: list[dict], key: str | None = None) -> None:
+        """Send JSON ``records`` to one of the deployment's topics (by short name), keyed by ``key``
+        field of each, as a reviewer's tool or a hash-sharing feed would, with confluent-kafka."""
+        producer = Producer({"bootstrap.servers": self.broker.bootstrap, "acks": "all"})
+        for record in records:
+            producer.produce(
+                self.topic(topic), json.dumps(record).encode(), key=record[key].encode() if key else None
+            )
+        assert producer.flush(30) == 0
+
     def read_outputs(
-        self, expected: int, timeout_s: float = 120.0, ids: set[str] | None = None
+        self,
+        expected: int,
+        timeout_s: float = 120.0,
+        ids: set[str] | None = None,
+        topics: tuple[str, ...] = tuple(spec.name for spec in OUTPUTS),
     ) -> dict[str, list[tuple[str, dict]]]:
-        """Every record on the output topics, read with confluent-kafka as a downstream service
-        would, once ``expected`` records (or, given ``ids``, a record for each of them) arrived,
-        or ``timeout_s`` passed."""
+        """Every record on ``topics`` (the output topics by default), read with confluent-kafka as
+        a downstream service would, once ``expected`` records (or, given ``ids``, a record for
+        each of them) arrived, or ``timeout_s`` passed."""
         consumer = Consumer(
             {
                 "bootstrap.servers": self.broker.bootstrap,
@@ -68,11 +82,11 @@ class Deployment:
                 "auto.offset.reset": "earliest",
             }
         )
-        names = {self.topic(spec.name): spec.name for spec in OUTPUTS}
+        names = {self.topic(name): name for name in topics}
         consumer.assign(
             [TopicPartition(topic, p, 0) for topic in names for p in range(self.settings.partitions)]
         )
-        records: dict[str, list[tuple[str, dict]]] = {spec.name: [] for spec in OUTPUTS}
+        records: dict[str, list[tuple[str, dict]]] = {name: [] for name in topics}
         deadline = time.monotonic() + timeout_s
         try:
             seen: set[str] = set()

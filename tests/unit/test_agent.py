@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,9 +12,10 @@ import pytest
 
 from classifiers.base import LABELS, Classifier, Scores
 from streams.app import create_pipeline
+from streams.hashbank import Entry
 from streams.metrics import Metrics
 from streams.settings import Settings
-from streams.topics import CLEARED, DLQ, REFERRALS
+from streams.topics import HASHBANK, OUTPUTS, TOPICS
 
 
 class FixedClassifier(Classifier):
@@ -45,9 +47,20 @@ def settings(tmp_path: Path, **overrides: object) -> Settings:
     return Settings(**{**values, **overrides})  # type: ignore[arg-type]
 
 
-async def run_agent(tmp_path: Path, classifier: Classifier, payloads: list[bytes], **overrides: object):
-    pipeline = create_pipeline(settings(tmp_path, **overrides), classifier, Metrics())
-    sent: dict[str, list[tuple[bytes, dict[str, object]]]] = {"referrals": [], "cleared": [], "dlq": []}
+async def run_agent(
+    tmp_path: Path,
+    classifier: Classifier,
+    payloads: list[bytes],
+    shadow: Classifier | None = None,
+    bank: list[Entry] = (),
+    **overrides: object,
+):
+    pipeline = create_pipeline(
+        settings(tmp_path, **overrides), classifier, Metrics(), shadow=shadow, follow=False
+    )
+    for entry in bank:
+        pipeline.bank.add(entry)
+    sent: dict[str, list[tuple[bytes, dict[str, object]]]] = {spec.name: [] for spec in TOPICS}
 
     def fake_send(spec):
         async def send(*, key: bytes, value: bytes, **_: object):
@@ -57,15 +70,13 @@ async def run_agent(tmp_path: Path, classifier: Classifier, payloads: list[bytes
 
         return send
 
-    with (
-        patch.object(pipeline.topics[REFERRALS], "send", fake_send(REFERRALS)),
-        patch.object(pipeline.topics[CLEARED], "send", fake_send(CLEARED)),
-        patch.object(pipeline.topics[DLQ], "send", fake_send(DLQ)),
-    ):
+    with contextlib.ExitStack() as stack:
+        for spec in (*OUTPUTS, HASHBANK):
+            stack.enter_context(patch.object(pipeline.topics[spec], "send", fake_send(spec)))
         async with pipeline.agent.test_context() as agent:
             for payload in payloads:
                 await agent.put(payload)
-            total = lambda: sum(len(v) for v in sent.values())  # noqa: E731
+            total = lambda: sum(len(sent[spec.name]) for spec in OUTPUTS)  # noqa: E731
             for _ in range(200):
                 if total() >= len(payloads):
                     break
@@ -135,3 +146,68 @@ async def test_duplicate_ids_each_get_a_record(tmp_path: Path) -> None:
     assert [k for k, _ in sent["referrals"]] == [b"same"] * 3
     ids = [r["referral_id"] for _, r in sent["referrals"]]
     assert ids[0] == ids[2] != ids[1], "the same content repeats its referral id; other content does not"
+
+
+async def test_review_band_goes_to_review_and_referrals_join_the_bank(tmp_path: Path) -> None:
+    payloads = [item("r", "threat mild"), item("x", "incitement now")]
+    classifier = FixedClassifier()
+    _, sent = await run_agent(
+        tmp_path, classifier, payloads, thresholds={"threat": 0.95}, review_thresholds={"threat": 0.8}
+    )
+    [(key, review)] = sent["review"]
+    assert key == b"r" and review["labels"] == ["threat"] and review["review_thresholds"] == {"threat": 0.8}
+    assert [s["step"] for s in review["evidence"]["chain_of_custody"]][-1] == "queued_for_review"
+    [(_, referral)] = sent["referrals"]
+    [(entry_key, entry)] = sent["hashbank"]
+    assert entry_key.decode() == entry["entry_id"] == f"referral:{referral['referral_id']}"
+    assert entry["labels"] == ["incitement"] and "text" not in entry, "the bank shares hashes only"
+
+
+async def test_known_content_is_referred_without_inference(tmp_path: Path) -> None:
+    known = Entry.from_text(
+        "Join the Northern Dawn Brigade today, brothers!",
+        entry_id="gifct-like-1",
+        labels=("recruitment",),
+        source={"type": "import"},
+        added_at="2026-11-01T00:00:00Z",
+    )
+    payloads = [
+        item("exact", "JOIN the northern dawn brigade today -- brothers"),
+        item("fresh", "nice weather"),
+    ]
+    classifier = FixedClassifier()
+    pipeline, sent = await run_agent(tmp_path, classifier, payloads, bank=[known])
+    [(key, referral)] = sent["referrals"]
+    assert key == b"exact" and referral["decided_by"] == "hashbank" and referral["scores"] == {}
+    assert referral["match"] == {
+        "type": "exact",
+        "entry_id": "gifct-like-1",
+        "similarity": 1.0,
+        "labels": ["recruitment"],
+    }
+    assert referral["model"] is None and referral["evidence"]["model"] is None
+    assert classifier.calls == [1], "only the unknown item reached the model"
+    assert pipeline.metrics.hashbank_matches.labels(type="exact")._value.get() == 1
+
+
+async def test_shadow_model_scores_the_same_items_and_routes_nothing(tmp_path: Path) -> None:
+    class Contrarian(FixedClassifier):
+        name = "contrarian"
+
+        def predict(self, texts: Sequence[str]) -> list[Scores]:
+            return [{label: 0.9 if "weather" in text else 0.1 for label in LABELS} for text in texts]
+
+    payloads = [item("a", "threat"), item("b", "nice weather"), item("c", "hello")]
+    pipeline, sent = await run_agent(tmp_path, FixedClassifier(), payloads, shadow=Contrarian())
+    shadows = {r["item_id"]: r["shadow"] for name in ("referrals", "cleared") for _, r in sent[name]}
+    assert {k: (s["flagged"], s["agrees"]) for k, s in shadows.items()} == {
+        "a": (False, False),
+        "b": (True, False),
+        "c": (False, True),
+    }
+    assert [k for k, _ in sent["referrals"]] == [b"a"], "the live model alone routes"
+    metrics = pipeline.metrics
+    assert metrics.model_scored.labels(role="shadow")._value.get() == 3
+    assert metrics.model_flagged.labels(role="shadow")._value.get() == 1
+    assert metrics.model_flagged.labels(role="live")._value.get() == 1
+    assert metrics.shadow_agreed._value.get() == 1

@@ -7,17 +7,25 @@ import json
 import pytest
 from jsonschema import Draft202012Validator, FormatChecker
 
+from classifiers.base import LABELS
 from streams.records import (
     ContentItem,
+    DecidedBy,
+    Decision,
     ErrorCode,
     ModelRef,
     Rejection,
     SourcePosition,
     cleared_record,
+    custody_step,
     dlq_record,
     load_schema,
+    model_basis,
+    parse_decision,
     parse_item,
     referral_record,
+    review_record,
+    subject,
 )
 
 LIMIT = 1000
@@ -93,27 +101,57 @@ def test_text_at_the_limit_is_accepted_and_hashed_whole() -> None:
 MODEL = ModelRef("m", "sha256:1")
 
 
+def evidence(item: ContentItem) -> dict:
+    return {
+        "captured_at": item.observed_at,
+        "content_sha256": item.content_sha256,
+        "normalised_sha256": "0" * 64,
+        "normalisation": "test",
+        "model": {**MODEL.as_json(), "backend": "transformers"},
+        "thresholds": {"referral": {"incitement": 0.5}, "review": {}},
+        "scores": {"incitement": 0.9},
+        "match": None,
+        "source": {"topic": "t", "partition": 0, "offset": 1},
+        "chain_of_custody": [custody_step("received", "2026-11-20T09:14:04.000Z", "worker")],
+    }
+
+
 def test_output_records_match_their_schemas() -> None:
     item = parse(b'{"id": "a", "text": "hello", "author": "someone", "observed_at": "2026-11-20T09:14:03Z"}')
     assert isinstance(item, ContentItem)
+    content = subject(item, b"secret")
     scores = {"incitement": 0.9, "threat": 0.1}
     referral = referral_record(
-        item,
+        content,
         labels=["incitement"],
+        decided_by=DecidedBy.MODEL,
+        basis=model_basis(MODEL),
         scores=scores,
         thresholds={"incitement": 0.5, "threat": 0.5},
+        model=MODEL.as_json(),
+        classified_at="2026-11-20T09:14:04.000Z",
+        evidence=evidence(item),
+    )
+    review = review_record(
+        content,
+        labels=["incitement"],
+        scores=scores,
+        thresholds={"incitement": 0.95, "threat": 0.5},
+        review_thresholds={"incitement": 0.5},
         model=MODEL,
         classified_at="2026-11-20T09:14:04.000Z",
-        author_key=b"secret",
+        evidence=evidence(item),
     )
-    cleared = cleared_record(item, scores=scores, model=MODEL, classified_at="2026-11-20T09:14:04.000Z")
+    cleared = cleared_record(
+        content, scores=scores, model=MODEL.as_json(), classified_at="2026-11-20T09:14:04.000Z"
+    )
     dead = dlq_record(
         Rejection(ErrorCode.INVALID_UTF8, "bad"),
         b"\xff",
         SourcePosition("t", 0, 7),
         received_at="2026-11-20T09:14:04Z",
     )
-    for name, record in (("referral", referral), ("cleared", cleared), ("dlq", dead)):
+    for name, record in (("referral", referral), ("review", review), ("cleared", cleared), ("dlq", dead)):
         Draft202012Validator(load_schema(name), format_checker=FormatChecker()).validate(record)
     assert "someone" not in json.dumps(referral), "the author handle never leaves"
     assert referral["author_hash"].startswith("hmac-sha256:")
@@ -126,11 +164,51 @@ def test_referral_id_is_deterministic() -> None:
 
     def rid(model: ModelRef, at: str) -> str:
         return referral_record(
-            item, labels=["threat"], scores={}, thresholds={}, model=model, classified_at=at, author_key=None
+            subject(item, None),
+            labels=["threat"],
+            decided_by=DecidedBy.MODEL,
+            basis=model_basis(model),
+            scores={},
+            thresholds={},
+            model=model.as_json(),
+            classified_at=at,
+            evidence=evidence(item),
         )["referral_id"]
 
     assert rid(MODEL, "t1") == rid(MODEL, "t2")
     assert rid(MODEL, "t1") != rid(ModelRef("m", "sha256:2"), "t1")
+
+
+@pytest.mark.parametrize(
+    "payload, message",
+    [
+        (b"[1]", "expected an object"),
+        (b'{"decision": "approve", "reviewer": "r1"}', "review_id"),
+        (b'{"review_id": "x", "decision": "maybe", "reviewer": "r1"}', "decision"),
+        (b'{"review_id": "x", "decision": "approve"}', "reviewer"),
+        (b'{"review_id": "x", "decision": "approve", "reviewer": "r1", "labels": ["spam"]}', "labels"),
+        (b'{"review_id": "x", "decision": "reject", "reviewer": "r1", "labels": ["threat"]}', "approvals"),
+        (b'{"review_id": "x", "decision": "reject", "reviewer": "r1", "decided_at": "today"}', "decided_at"),
+    ],
+)
+def test_bad_decisions_are_rejected_with_the_field(payload: bytes, message: str) -> None:
+    result = parse_decision(payload, labels=LABELS, received_at="2026-11-20T09:14:04.000Z")
+    assert isinstance(result, Rejection) and result.code is ErrorCode.INVALID_DECISION
+    assert message in result.message
+
+
+def test_decisions_parse_and_match_their_schema() -> None:
+    raw = {
+        "review_id": "x",
+        "decision": "approve",
+        "reviewer": "r1",
+        "reason": "recruits",
+        "labels": ["threat"],
+    }
+    Draft202012Validator(load_schema("decision"), format_checker=FormatChecker()).validate(raw)
+    first = parse_decision(json.dumps(raw).encode(), labels=LABELS, received_at="2026-11-20T09:14:04.000Z")
+    again = parse_decision(json.dumps(raw).encode(), labels=LABELS, received_at="2026-11-20T09:14:04.000Z")
+    assert isinstance(first, Decision) and first.labels == ("threat",) and first == again
 
 
 def test_schemas_list_every_error_code() -> None:
