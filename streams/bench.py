@@ -29,8 +29,9 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from classifiers.base import Classifier
 from classifiers.corpus import seed_examples
 from streams.broker import EmbeddedBroker, free_port
+from streams.report import read_topics
 from streams.settings import Settings
-from streams.topics import CONTENT, OUTPUTS, create_topics
+from streams.topics import CONTENT, OUTPUTS, REFERRALS, create_topics
 from streams.worker_process import WorkerProcess, terminate
 
 BATCH_SIZES = (8, 16, 32, 64)
@@ -53,11 +54,17 @@ class BenchResult:
     naive_items_per_s: float
     workers: int
     worker_peak_rss_bytes: int
+    reupload_items_per_s: float
+    """End to end on a stream of which half re-uploads known content (exact copies and light edits)."""
+    reupload_matched: int
+    """How many of that stream's re-uploads the hash bank caught (the rest went to the model)."""
     pipeline_over_limit: float = field(init=False)
     pipeline_over_naive: float = field(init=False)
     backend_over_fp32: float = field(init=False)
+    reupload_over_pipeline: float = field(init=False)
 
     def __post_init__(self) -> None:
+        self.reupload_over_pipeline = round(self.reupload_items_per_s / self.pipeline_items_per_s, 2)
         self.pipeline_over_limit = round(self.pipeline_items_per_s / self.limit_items_per_s, 3)
         self.pipeline_over_naive = round(self.pipeline_items_per_s / self.naive_items_per_s, 2)
         self.backend_over_fp32 = round(self.limit_items_per_s / self.fp32_limit_items_per_s, 2)
@@ -67,6 +74,27 @@ def bench_texts(n: int) -> list[str]:
     """``n`` texts cycled from the seed corpus: realistic lengths and both languages."""
     texts = [e.text for e in seed_examples()]
     return [texts[i % len(texts)] for i in range(n)]
+
+
+def reupload_stream(n: int) -> tuple[list[str], list[tuple[str, str]]]:
+    """The known texts for a hash bank file, and ``n`` items of which every second one re-uploads
+    a known text: an exact copy, a copy with changed case and punctuation, or a light edit (a few
+    words added). The other half are texts the bank does not hold."""
+    texts = [e.text for e in seed_examples()]
+    known, fresh = texts[0::2], texts[1::2]
+    edits = (
+        lambda t: t,
+        lambda t: t.upper().replace(".", "!!").replace(",", " ,"),
+        lambda t: f"{t} Pass it on!",
+    )
+    items = []
+    for i in range(n):
+        if i % 2:
+            j = i // 2
+            items.append((f"reupload-{i}", edits[j % len(edits)](known[j % len(known)])))
+        else:
+            items.append((f"reupload-{i}", fresh[(i // 2) % len(fresh)]))
+    return known, items
 
 
 def measure_limit(classifier: Classifier, texts: Sequence[str]) -> tuple[int, float, dict[str, float]]:
@@ -199,17 +227,12 @@ def run_bench(
         }
         if workers > 1:
             env["PROPWATCH_INFERENCE_THREADS"] = "1"
-        outputs = [run.topic(spec.name) for spec in OUTPUTS]
-        watch = OutputWatch(run, outputs)
-        pool = []
+        # Nothing is learned: the streams below measure the model and the bank, not what the
+        # bank picks up from the stream itself.
+        env["PROPWATCH_HASHBANK_LEARN"] = "false"
+        watch = OutputWatch(run, [run.topic(spec.name) for spec in OUTPUTS])
+        pool = _start_workers(env, workers, workdir / "pipeline")
         try:
-            for index in range(workers):
-                worker = WorkerProcess(
-                    {**env, "PROPWATCH_WEB_PORT": str(free_port())}, workdir / f"worker-{index}.log"
-                )
-                pool.append(worker)
-            for worker in pool:
-                worker.wait_healthy(timeout_s=180)
             warm = [(f"warm-{i}", texts[i % len(texts)]) for i in range(4 * best)]
             _produce(run, warm)
             watch.wait_for([i for i, _ in warm], timeout_s=180)
@@ -236,6 +259,10 @@ def run_bench(
             for worker in pool:
                 worker.stop()
 
+        progress(f"known content: {items} items, half of them re-uploads of a {items // 2}-entry bank ...")
+        reupload, matched = _bench_reuploads(run, env, workdir, workers, items, best)
+        progress(f"  {reupload:.1f} items/s, {matched} of {items // 2} re-uploads matched")
+
         progress(f"naive: one transformers.pipeline call per message, {naive_items} items ...")
         naive = _bench_naive(run, env, workdir, model_path, texts[:naive_items], watch)
         progress(f"  {naive:.1f} items/s")
@@ -257,7 +284,62 @@ def run_bench(
         naive_items_per_s=naive,
         workers=workers,
         worker_peak_rss_bytes=peak_rss,
+        reupload_items_per_s=reupload,
+        reupload_matched=matched,
     )
+
+
+def _start_workers(env: dict[str, str], count: int, logs: Path) -> list[WorkerProcess]:
+    logs.mkdir(parents=True, exist_ok=True)
+    pool = [
+        WorkerProcess({**env, "PROPWATCH_WEB_PORT": str(free_port())}, logs / f"worker-{index}.log")
+        for index in range(count)
+    ]
+    for worker in pool:
+        worker.wait_healthy(timeout_s=180)
+    return pool
+
+
+def _bench_reuploads(
+    first: Settings, env: dict[str, str], workdir: Path, workers: int, items: int, batch_size: int
+) -> tuple[float, int]:
+    """Items/s on a stream with 50 % re-uploads of known content, on fresh topics, with the known
+    texts in a bank file; and how many of the re-uploads the bank matched."""
+    known, stream = reupload_stream(items)
+    bank = workdir / "bank.jsonl"
+    with bank.open("w") as handle:
+        for i, text in enumerate(known):
+            handle.write(
+                json.dumps({"entry_id": f"known-{i}", "text": text, "labels": ["incitement"]}) + "\n"
+            )
+    tag = uuid.uuid4().hex[:8]
+    run = Settings(
+        kafka_bootstrap=first.kafka_bootstrap, topic_prefix=f"bench{tag}.", partitions=first.partitions
+    )
+    create_topics(run)
+    env = {
+        **env,
+        "PROPWATCH_TOPIC_PREFIX": run.topic_prefix,
+        "PROPWATCH_GROUP_ID": f"bench-{tag}",
+        "PROPWATCH_HASHBANK_FILE": str(bank),
+    }
+    watch = OutputWatch(run, [run.topic(spec.name) for spec in OUTPUTS])
+    pool = _start_workers(env, workers, workdir / "reuploads")
+    try:
+        warm = [(f"warm-{i}", known[i % len(known)]) for i in range(4 * batch_size)]
+        _produce(run, warm)
+        watch.wait_for([i for i, _ in warm], timeout_s=180)
+        started = time.monotonic()
+        _produce(run, stream)
+        last = watch.wait_for([i for i, _ in stream], timeout_s=600)
+    finally:
+        for worker in pool:
+            worker.stop()
+        watch.close()
+    reuploads = {i for i, _ in stream[1::2]}
+    referrals = read_topics(run, [REFERRALS.name])[REFERRALS.name]
+    matched = {r["item_id"] for r in referrals if r["decided_by"] == "hashbank" and r["item_id"] in reuploads}
+    return round(items / (last - started), 1), len(matched)
 
 
 def _bench_naive(
@@ -312,6 +394,11 @@ def format_result(result: BenchResult) -> str:
         (
             f"latency at {result.offered_load_items_per_s:.1f} items/s",
             f"p50 {result.p50_latency_s:.3f} s, p99 {result.p99_latency_s:.3f} s",
+        ),
+        (
+            "50 % re-uploads of known content",
+            f"{result.reupload_items_per_s:.1f} items/s ({result.reupload_matched} of {result.items // 2} "
+            f"matched), {result.reupload_over_pipeline:.2f}x the stream without",
         ),
         ("worker peak RSS", f"{result.worker_peak_rss_bytes / 2**20:.0f} MiB"),
         ("pipeline / limit", f"{result.pipeline_over_limit:.2f}"),

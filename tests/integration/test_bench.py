@@ -16,6 +16,8 @@ REQUIRED = {
     "pipeline_over_naive",
     "p50_latency_s",
     "p99_latency_s",
+    "reupload_items_per_s",
+    "reupload_over_pipeline",
     "backend",
 }
 
@@ -41,4 +43,5 @@ def test_bench_runs_on_a_few_items(tiny_model_dir: Path, tmp_path: Path) -> None
     for key in REQUIRED - {"backend"}:
         assert report[key] > 0, key
     assert report["worker_peak_rss_bytes"] > 50 * 2**20
+    assert report["reupload_matched"] >= 18, "re-uploads, exact or lightly edited, are caught"
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -424,6 +424,30 @@ def test_k8s_configmap_holds_known_settings_only() -> None:
     assert settings.session_timeout is not None and settings.session_timeout >= 6, "Kafka's minimum"
 
 
+def test_k8s_configmap_commented_examples_are_valid_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The optional settings shown commented out in configmap.yaml (known content, review, shadow
+    model) are known settings whose example values parse, read from the environment as the worker
+    reads them, together with the rest of the ConfigMap."""
+    from streams.settings import Settings
+
+    examples: dict[str, Any] = {}
+    for line in (K8S / "configmap.yaml").read_text(encoding="utf-8").splitlines():
+        match = re.match(r"\s*#\s*(PROPWATCH_\w+:.*)", line)
+        if match:
+            examples.update(yaml.safe_load(match.group(1)))
+    expected = {"PROPWATCH_REVIEW_THRESHOLDS", "PROPWATCH_HASHBANK_FILE", "PROPWATCH_SHADOW_MODEL"}
+    assert expected <= set(examples), sorted(examples)
+    known = {f"PROPWATCH_{name.upper()}" for name in Settings.model_fields}
+    assert set(examples) <= known, f"unknown settings: {sorted(set(examples) - known)}"
+    assert all(isinstance(v, str) for v in examples.values()), "ConfigMap values are strings"
+    for name in [k for k in os.environ if k.startswith("PROPWATCH_")]:
+        monkeypatch.delenv(name)
+    for name, value in {**_manifests()["ConfigMap"]["data"], **examples}.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings()
+    assert settings.review_thresholds and settings.shadow_model and settings.hashbank_file
+
+
 def test_k8s_deployment() -> None:
     manifests = _manifests()
     deployment, configmap = manifests["Deployment"], manifests["ConfigMap"]
