@@ -259,7 +259,7 @@ def run_bench(
             for worker in pool:
                 worker.stop()
 
-        progress(f"known content: {items} items, half of them re-uploads of a {items // 2}-entry bank ...")
+        progress(f"known content: {items} items, half of them re-uploads of texts in a bank file ...")
         reupload, matched = _bench_reuploads(run, env, workdir, workers, items, best)
         progress(f"  {reupload:.1f} items/s, {matched} of {items // 2} re-uploads matched")
 

@@ -18,11 +18,13 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams.settings import Settings
-from streams.transport import FETCH_MAX_WAIT_MS
 
 log = logging.getLogger(__name__)
 
 RETRY_S = 2.0
+FETCH_MAX_WAIT_MS = 500
+"""These topics change rarely and a short delay does not matter: long fetches keep an idle
+worker's reading cheap (the content consumer waits 100 ms, :mod:`streams.transport`)."""
 
 
 class TopicFollower:
@@ -95,7 +97,7 @@ class TopicFollower:
             self._positions = dict.fromkeys(assigned, 0)
             self._consumer = consumer
             while True:
-                batches = await consumer.getmany(timeout_ms=500, max_records=1000)
+                batches = await consumer.getmany(timeout_ms=FETCH_MAX_WAIT_MS, max_records=1000)
                 for tp, messages in batches.items():
                     for message in messages:
                         self._apply(message.key, message.value)
