@@ -199,21 +199,28 @@ def create_pipeline(
 
     probe = BrokerProbe(metrics)
 
+    def bank_loaded() -> bool:
+        return not follow or bank_follower.ready.is_set()
+
     @app.timer(PROBE_INTERVAL_S)
     async def probe_brokers() -> None:
         await probe.check(app)
-        metrics.ready.set(int(probe.connected and not app.rebalancing))
+        metrics.ready.set(int(probe.connected and bank_loaded() and not app.rebalancing))
         update_lag(app, topics[CONTENT], metrics)
 
     @app.page("/health")
     async def health_view(self: View, request: Request) -> Response:
+        # Until the bank has read the hashbank topic the worker classifies nothing: not healthy.
+        healthy = probe.connected and bank_loaded()
         body = {
-            "status": "ok" if probe.connected else "unavailable",
+            "status": "ok" if healthy else "unavailable",
             "broker": probe.detail,
+            "hashbank": {"entries": len(bank), "loaded": bank_loaded()},
             "model": {"name": classifier.name, "revision": classifier.revision},
+            "shadow_model": {"name": shadow.name, "revision": shadow.revision} if shadow else None,
         }
         return self.bytes(
-            json.dumps(body).encode(), content_type="application/json", status=200 if probe.connected else 503
+            json.dumps(body).encode(), content_type="application/json", status=200 if healthy else 503
         )
 
     return Pipeline(
