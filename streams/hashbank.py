@@ -536,8 +536,10 @@ class HashBank:
             entry = self._entries[entry_id]
             if ignore_item is None or entry.source.get("item_id") != ignore_item:
                 return Match("exact", entry.entry_id, 1.0, entry.labels)
+        if not self._minhashes:
+            return None  # nothing to be near to: no MinHash needed
         query = sig.minhash_object
-        if query is None or not self._minhashes:
+        if query is None:
             return None
         best_id, best = None, -1.0
         for entry_id in sorted(self._lsh.query(query)):

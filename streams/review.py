@@ -42,7 +42,8 @@ from streams.topics import CLEARED, DLQ, EXAMPLES, REFERRALS
 log = logging.getLogger(__name__)
 
 REVIEW_WAIT_S = 10.0
-"""How long a decision for a review this worker has not read yet waits for the review topic."""
+"""How long a batch with decisions on reviews this worker has not read yet waits for the review
+topic to be read to its end (once per batch)."""
 
 
 class ReviewQueue:
@@ -82,21 +83,23 @@ class DecisionProcessor:
 
     async def process(self, messages: Sequence[Message]) -> list[Output]:
         received_at = utc_now()
+        decisions = [parse_decision(m.value, labels=self.labels, received_at=received_at) for m in messages]
+        unknown = any(isinstance(d, Decision) and d.review_id not in self.reviews.records for d in decisions)
+        if unknown and self.follower is not None:
+            await self.follower.caught_up(REVIEW_WAIT_S)  # they may be on the topic, not read yet
         outputs: list[Output] = []
-        for message in messages:
-            decision = parse_decision(message.value, labels=self.labels, received_at=received_at)
+        for message, decision in zip(messages, decisions, strict=True):
             if isinstance(decision, Decision):
-                review = await self._review(decision.review_id)
-                if review is None:
-                    decision = Rejection(
-                        ErrorCode.UNKNOWN_REVIEW,
-                        f"no review record with review_id {decision.review_id!r} on the review topic",
-                        item_id=decision.review_id,
-                        stage=Stage.REVIEW,
-                    )
-                else:
+                review = self.reviews.records.get(decision.review_id)
+                if review is not None:
                     outputs.extend(self._decide(review, decision))
                     continue
+                decision = Rejection(
+                    ErrorCode.UNKNOWN_REVIEW,
+                    f"no review record with review_id {decision.review_id!r} on the review topic",
+                    item_id=decision.review_id,
+                    stage=Stage.REVIEW,
+                )
             record = dlq_record(decision, message.value, message.source, received_at=received_at)
             key = (decision.item_id or message.source.key).encode("utf-8")
             outputs.append(Output(DLQ, key, encode(record), code=str(decision.code)))
@@ -114,13 +117,6 @@ class DecisionProcessor:
                     self.metrics.referred.labels(label=label).inc()
             elif output.topic is CLEARED:
                 self.metrics.cleared.inc()
-
-    async def _review(self, review_id: str) -> dict[str, Any] | None:
-        review = self.reviews.records.get(review_id)
-        if review is None and self.follower is not None:
-            await self.follower.caught_up(REVIEW_WAIT_S)  # it may be on the topic, not read yet
-            review = self.reviews.records.get(review_id)
-        return review
 
     def _decide(self, review: dict[str, Any], decision: Decision) -> list[Output]:
         now = utc_now()

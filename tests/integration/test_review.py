@@ -130,3 +130,19 @@ def test_decisions_turn_reviews_into_referrals_verdicts_and_examples(deployment:
         again["match"]["type"] == "exact"
         and again["match"]["entry_id"] == f"referral:{approved['referral_id']}"
     )
+
+    # The transparency report counts the review, the match and the dead letters.
+    result = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "report", "--json"],
+        env=deployment.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["review"]["approved"] == 2 and report["review"]["rejected"] == 1
+    assert report["review"]["pending"] == 1, "rv-3's decision was invalid: it still waits"
+    assert report["referrals"]["by_decided_by"] == {"model": 0, "hashbank": 1, "review": 2}
+    assert report["known_content"]["by_type"]["exact"] == 1
+    assert report["dlq"]["by_code"] == {"invalid_decision": 1, "unknown_review": 1}

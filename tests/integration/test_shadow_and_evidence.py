@@ -29,7 +29,8 @@ def items() -> list[bytes]:
         json.dumps(
             {
                 "id": f"ev-{i:03d}",
-                "text": f"Fictional forum post {i}: " + ("the harbour festival and its lanterns " * (1 + i % 5)),
+                "text": f"Fictional forum post {i}: "
+                + ("the harbour festival and its lanterns " * (1 + i % 5)),
                 "platform": ("forum", "video")[i % 2],
                 "lang": "en",
                 "observed_at": "2026-11-28T10:00:00Z",
@@ -76,7 +77,9 @@ def test_shadow_evidence_and_report(deployment: Deployment, tmp_path: Path, tiny
     for referral, scores in zip(referrals, rescored, strict=True):
         evidence = referral["evidence"]
         assert evidence["model"] == {**referral["model"], "backend": "transformers"}
-        assert evidence["model"]["revision"] == folder_revision(tiny_model_dir), "the revision names the weights"
+        assert evidence["model"]["revision"] == folder_revision(tiny_model_dir), (
+            "the revision names the weights"
+        )
         for label, score in evidence["scores"].items():
             assert score == pytest.approx(scores[label], abs=1e-5), (referral["item_id"], label)
         item = ContentItem(id=referral["item_id"], text=referral["text"])
@@ -113,7 +116,9 @@ def test_shadow_evidence_and_report(deployment: Deployment, tmp_path: Path, tiny
     assert report["totals"]["referrals"] == len(referrals)
     assert report["totals"]["cleared"] == ITEMS - len(referrals)
     assert sum(report["verdicts"]["by_platform"][p]["verdicts"] for p in ("forum", "video")) == ITEMS
-    assert report["time_to_referral"]["count"] == len(referrals) and report["time_to_referral"]["median_s"] > 0
+    assert (
+        report["time_to_referral"]["count"] == len(referrals) and report["time_to_referral"]["median_s"] > 0
+    )
     shadow = report["shadow"][f"candidate-model@{shadow_model['revision']}"]
     assert shadow["items"] == ITEMS and shadow["agreed"] == agreed and shadow["shadow_flagged"] == flagged
     markdown = subprocess.run(
