@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from streams.topics import TOPICS
 from tests.integration.conftest import Deployment
 
 
@@ -26,7 +27,7 @@ def test_topics_produce_consume(deployment: Deployment, tmp_path: Path) -> None:
     again = propwatch(deployment, "topics", "create")
     assert again.returncode == 0
     lines = again.stdout.decode().splitlines()
-    assert len(lines) == 4 and all("\texists\t4 partitions" in line for line in lines), lines
+    assert len(lines) == len(TOPICS) and all("\texists\t4 partitions" in line for line in lines), lines
 
     source = tmp_path / "items.jsonl"
     source.write_text('{"id": "c1", "text": "hello"}\n\n{"id": "c2", "text": "  "}\nnot json\n')
