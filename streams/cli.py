@@ -122,22 +122,39 @@ def cmd_consume(args: argparse.Namespace) -> int:
 
 
 def cmd_hashbank_add(args: argparse.Namespace) -> int:
-    from kafka.errors import KafkaError
-
-    from streams.hashbank import BankFileError, bank_file_records, publish_records
+    from streams.hashbank import BankFileError, bank_file_records
 
     try:
         records = bank_file_records(args.file, source_name=args.source)
     except BankFileError as exc:
         print(exc, file=sys.stderr)
         return EXIT_USAGE
+    return _publish_bank_records("add", records)
+
+
+def cmd_hashbank_remove(args: argparse.Namespace) -> int:
+    from streams.hashbank import BankError, remove_record
+
+    try:
+        records = [remove_record(entry_id) for entry_id in args.entry_ids]
+    except BankError as exc:
+        print(f"propwatch hashbank remove: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return _publish_bank_records("remove", records)
+
+
+def _publish_bank_records(action: str, records: list[dict[str, object]]) -> int:
+    from kafka.errors import KafkaError
+
+    from streams.hashbank import publish_records
+
     settings = _settings()
     try:
         sent = publish_records(settings, records)
     except KafkaError as exc:
-        print(f"propwatch hashbank add: cannot send to {settings.bootstrap}: {exc}", file=sys.stderr)
+        print(f"propwatch hashbank {action}: cannot send to {settings.bootstrap}: {exc}", file=sys.stderr)
         return 1
-    print(f"sent {sent} entries to {settings.topic('hashbank')}")
+    print(f"sent {sent} {action} records to {settings.topic('hashbank')}")
     return 0
 
 
@@ -330,6 +347,13 @@ def build_parser() -> argparse.ArgumentParser:
         help='lines without a source get {"type": "import", "name": NAME} (default: the file name)',
     )
     h.set_defaults(func=cmd_hashbank_add)
+    h = hashbank.add_parser(
+        "remove", help="withdraw entries from every worker's bank, e.g. a wrongly referred text it learned"
+    )
+    h.add_argument(
+        "entry_ids", nargs="+", metavar="ENTRY_ID", help="entry ids, as in referrals' match.entry_id"
+    )
+    h.set_defaults(func=cmd_hashbank_remove)
 
     p = sub.add_parser("demo", help="run the whole pipeline on a bundled sample, on an embedded broker")
     p.add_argument("--keep-running", action="store_true", help="keep broker and worker up afterwards")

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 from jsonschema import Draft202012Validator, FormatChecker
@@ -38,6 +40,11 @@ def post(item_id: str, text: str) -> bytes:
     return json.dumps({"id": item_id, "text": text, "platform": "forum", "lang": "en"}).encode()
 
 
+def health(worker: WorkerProcess) -> dict:
+    with urllib.request.urlopen(f"{worker.url}/health", timeout=5) as response:
+        return json.loads(response.read())
+
+
 def referrals_by_id(deployment: Deployment, ids: set[str]) -> dict[str, dict]:
     outputs = deployment.read_outputs(expected=0, ids=ids)
     return {
@@ -50,7 +57,7 @@ def test_bank_file_topic_updates_and_learning(deployment: Deployment, tmp_path: 
     bank.write_text("".join(json.dumps(entry) + "\n" for entry in KNOWN))
     # Referral thresholds of 1 for all but threat, at 0: every unknown item is referred by the
     # model as a threat, whatever the tiny model's scores, so what is learned is predictable.
-    deployment.start_worker(
+    worker = deployment.start_worker(
         PROPWATCH_HASHBANK_FILE=str(bank),
         PROPWATCH_THRESHOLDS='{"incitement": 1, "recruitment": 1, "instruction": 1, "threat": 0}',
     )
@@ -123,6 +130,26 @@ def test_bank_file_topic_updates_and_learning(deployment: Deployment, tmp_path: 
     assert {r["referral_id"] for _, r in outputs if r["item_id"] == "fresh"} == {
         first["fresh"]["referral_id"]
     }
+
+    # A wrongly learned entry is withdrawn from every worker: the text goes to the model again.
+    learned_id = f"referral:{first['fresh']['referral_id']}"
+    entries = health(worker)["hashbank"]["entries"]
+    removed = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "hashbank", "remove", learned_id],
+        env=deployment.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert removed.returncode == 0, removed.stderr
+    deadline = time.monotonic() + 30
+    while health(worker)["hashbank"]["entries"] != entries - 1 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert health(worker)["hashbank"]["entries"] == entries - 1
+    produce_lines(
+        deployment.settings, [post("fresh-third", "A fictional notice about the Ember Road Alliance meeting")]
+    )
+    assert referrals_by_id(deployment, {"fresh-third"})["fresh-third"]["decided_by"] == "model"
 
 
 def test_a_bad_bank_file_stops_the_worker_with_the_line(deployment: Deployment, tmp_path: Path) -> None:
