@@ -59,8 +59,8 @@ def read_topics(
     timeout_s: float = 60.0,
     unreadable: dict[str, int] | None = None,
 ) -> dict[str, list[Record]]:
-    """Every record of the topics ``short_names``, from the beginning up to their end offsets taken
-    at the start, as parsed JSON objects; ``{short name: [record, ...]}`` in partition order.
+    """Every record of the topics ``short_names``, from the beginning to their ends, as parsed JSON
+    objects; ``{short name: [record, ...]}`` in partition order.
 
     It stops when every partition's position reaches its end (see :func:`_read_to_ends`), not
     after a silence; records written while it reads may be included. No consumer group is
