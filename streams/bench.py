@@ -179,6 +179,33 @@ def _produce(
     return sent
 
 
+def _new_run(bootstrap: str, partitions: int) -> tuple[Settings, str]:
+    """Fresh topics under a fresh prefix on the bench's broker, and their tag (for group ids)."""
+    tag = uuid.uuid4().hex[:8]
+    run = Settings(kafka_bootstrap=bootstrap, topic_prefix=f"bench{tag}.", partitions=partitions)
+    create_topics(run)
+    return run, tag
+
+
+def _throughput(
+    run: Settings,
+    watch: OutputWatch,
+    warm: Sequence[tuple[str, str]],
+    items: Sequence[tuple[str, str]],
+    *,
+    warm_timeout_s: float = 180,
+    timeout_s: float = 600,
+) -> float:
+    """Items/s of ``items`` end to end, from the first send to the last output, after ``warm`` has
+    been through (so that nothing is measured cold)."""
+    _produce(run, warm)
+    watch.wait_for([i for i, _ in warm], timeout_s=warm_timeout_s)
+    started = time.monotonic()
+    _produce(run, items)
+    last = watch.wait_for([i for i, _ in items], timeout_s=timeout_s)
+    return round(len(items) / (last - started), 1)
+
+
 def _peak_rss(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -212,11 +239,7 @@ def run_bench(
 
     with tempfile.TemporaryDirectory(prefix="propwatch-bench-") as tmp, EmbeddedBroker() as broker:
         workdir = Path(tmp)
-        tag = uuid.uuid4().hex[:8]
-        run = Settings(
-            kafka_bootstrap=broker.bootstrap, topic_prefix=f"bench{tag}.", partitions=settings.partitions
-        )
-        create_topics(run)
+        run, tag = _new_run(broker.bootstrap, settings.partitions)
         env = {
             **broker.client_env(),
             "PROPWATCH_TOPIC_PREFIX": run.topic_prefix,
@@ -234,15 +257,9 @@ def run_bench(
         pool = _start_workers(env, workers, workdir / "pipeline")
         try:
             warm = [(f"warm-{i}", texts[i % len(texts)]) for i in range(4 * best)]
-            _produce(run, warm)
-            watch.wait_for([i for i, _ in warm], timeout_s=180)
-
             progress(f"pipeline: {items} items through {workers} worker(s) ...")
             batch = [(f"run-{i}", text) for i, text in enumerate(texts)]
-            started = time.monotonic()
-            _produce(run, batch)
-            last = watch.wait_for([i for i, _ in batch], timeout_s=600)
-            pipeline = round(items / (last - started), 1)
+            pipeline = _throughput(run, watch, warm, batch)
             progress(f"  {pipeline:.1f} items/s")
 
             offered = pipeline / 2
@@ -312,11 +329,7 @@ def _bench_reuploads(
             handle.write(
                 json.dumps({"entry_id": f"known-{i}", "text": text, "labels": ["incitement"]}) + "\n"
             )
-    tag = uuid.uuid4().hex[:8]
-    run = Settings(
-        kafka_bootstrap=first.kafka_bootstrap, topic_prefix=f"bench{tag}.", partitions=first.partitions
-    )
-    create_topics(run)
+    run, tag = _new_run(first.bootstrap, first.partitions)
     env = {
         **env,
         "PROPWATCH_TOPIC_PREFIX": run.topic_prefix,
@@ -328,11 +341,7 @@ def _bench_reuploads(
     try:
         # texts the bank does not hold, so that the model is warm too
         warm = [(f"warm-{i}", text) for i, (_, text) in enumerate(stream[0::2][: 4 * batch_size])]
-        _produce(run, warm)
-        watch.wait_for([i for i, _ in warm], timeout_s=180)
-        started = time.monotonic()
-        _produce(run, stream)
-        last = watch.wait_for([i for i, _ in stream], timeout_s=600)
+        rate = _throughput(run, watch, warm, stream)
     finally:
         for worker in pool:
             worker.stop()
@@ -340,7 +349,7 @@ def _bench_reuploads(
     reuploads = {i for i, _ in stream[1::2]}
     referrals = read_topics(run, [REFERRALS.name])[REFERRALS.name]
     matched = {r["item_id"] for r in referrals if r["decided_by"] == "hashbank" and r["item_id"] in reuploads}
-    return round(items / (last - started), 1), len(matched)
+    return rate, len(matched)
 
 
 def _bench_naive(
@@ -366,13 +375,8 @@ def _bench_naive(
     )
     try:
         warm = [(f"naive-warm-{i}", texts[i % len(texts)]) for i in range(4)]
-        _produce(run, warm)
-        watch.wait_for([i for i, _ in warm], timeout_s=300)
         batch = [(f"naive-{i}", text) for i, text in enumerate(texts)]
-        started = time.monotonic()
-        _produce(run, batch)
-        last = watch.wait_for([i for i, _ in batch], timeout_s=900)
-        return round(len(texts) / (last - started), 1)
+        return _throughput(run, watch, warm, batch, warm_timeout_s=300, timeout_s=900)
     finally:
         terminate(process, 20.0)
         log.close()

@@ -90,7 +90,7 @@ class TopicFollower:
         )
         await consumer.start()
         try:
-            partitions = consumer.partitions_for_topic(self.topic) or await self._partitions(consumer)
+            partitions = await self._partitions(consumer)
             assigned = [TopicPartition(self.topic, p) for p in sorted(partitions)]
             consumer.assign(assigned)
             await consumer.seek_to_beginning(*assigned)

@@ -23,6 +23,12 @@ EMBEDDED_SESSION_TIMEOUT_S = 4.0
 EMBEDDED_HEARTBEAT_INTERVAL_S = 1.0
 
 
+def _known_labels(value: dict[str, float], what: str) -> None:
+    unknown = sorted(set(value) - set(LABELS))
+    if unknown:
+        raise ValueError(f"{what} for unknown labels {unknown}; labels are {list(LABELS)}")
+
+
 class Settings(BaseSettings):
     """propwatch's settings; the environment variable of ``field`` is ``PROPWATCH_FIELD``."""
 
@@ -142,9 +148,7 @@ class Settings(BaseSettings):
     @field_validator("thresholds")
     @classmethod
     def _full_thresholds(cls, value: dict[str, float]) -> dict[str, float]:
-        unknown = sorted(set(value) - set(LABELS))
-        if unknown:
-            raise ValueError(f"thresholds for unknown labels {unknown}; labels are {list(LABELS)}")
+        _known_labels(value, "thresholds")
         bad = {k: v for k, v in value.items() if not 0.0 <= v <= 1.0}
         if bad:
             raise ValueError(f"thresholds must lie in [0, 1]: {bad}")
@@ -153,9 +157,7 @@ class Settings(BaseSettings):
     @field_validator("review_thresholds")
     @classmethod
     def _known_review_labels(cls, value: dict[str, float]) -> dict[str, float]:
-        unknown = sorted(set(value) - set(LABELS))
-        if unknown:
-            raise ValueError(f"review thresholds for unknown labels {unknown}; labels are {list(LABELS)}")
+        _known_labels(value, "review thresholds")
         return value
 
     @model_validator(mode="after")

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -53,6 +56,19 @@ class Deployment:
         self.workers.append(worker)
         worker.wait_healthy(timeout_s=120)
         return worker
+
+    def cli(
+        self, *args: str, stdin: bytes | None = None, timeout_s: float = 120, **env: str
+    ) -> subprocess.CompletedProcess[bytes]:
+        """``propwatch ARGS`` as a user types it, with the deployment's settings (and ``env``)."""
+        return subprocess.run(
+            [sys.executable, "-m", "streams.cli", *args],
+            env={**os.environ, **self.env, **env},
+            input=stdin,
+            capture_output=True,
+            timeout=timeout_s,
+            check=False,
+        )
 
     def send(self, topic: str, records: list[dict], key: str | None = None) -> None:
         """Send JSON ``records`` to one of the deployment's topics (by short name), keyed by ``key``

@@ -3,55 +3,41 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from streams.topics import TOPICS
 from tests.integration.conftest import Deployment
 
 
-def propwatch(deployment: Deployment, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "streams.cli", *args],
-        env={**os.environ, **deployment.env},
-        input=stdin,
-        capture_output=True,
-        timeout=120,
-        check=False,
-    )
-
-
 def test_topics_produce_consume(deployment: Deployment, tmp_path: Path) -> None:
-    again = propwatch(deployment, "topics", "create")
+    again = deployment.cli("topics", "create")
     assert again.returncode == 0
     lines = again.stdout.decode().splitlines()
     assert len(lines) == len(TOPICS) and all("\texists\t4 partitions" in line for line in lines), lines
 
     source = tmp_path / "items.jsonl"
     source.write_text('{"id": "c1", "text": "hello"}\n\n{"id": "c2", "text": "  "}\nnot json\n')
-    sent = propwatch(deployment, "produce", str(source))
+    sent = deployment.cli("produce", str(source))
     assert sent.returncode == 0
     assert sent.stdout.decode().startswith("sent 3, rejected 0; 2 invalid"), sent.stdout
 
-    strict = propwatch(deployment, "produce", "-", "--strict", stdin=source.read_bytes())
+    strict = deployment.cli("produce", "-", "--strict", stdin=source.read_bytes())
     assert strict.returncode == 1
     assert "sent 1, rejected 2" in strict.stdout.decode()
     assert "line 3: rejected: empty_text" in strict.stderr.decode()
 
-    read = propwatch(deployment, "consume", "content", "--max", "4", "--timeout", "10")
+    read = deployment.cli("consume", "content", "--max", "4", "--timeout", "10")
     assert read.returncode == 0, read.stderr
     records = [json.loads(line) for line in read.stdout.decode().splitlines()]
     assert len(records) == 4
     assert sum(r == {"id": "c1", "text": "hello"} for r in records) == 2
 
-    missing = propwatch(deployment, "consume", "nothing-here", "--timeout", "2")
+    missing = deployment.cli("consume", "nothing-here", "--timeout", "2")
     assert missing.returncode == 1 and b"no such topic" in missing.stderr
 
 
 def test_settings_mask_secrets(deployment: Deployment) -> None:
     deployment.env["PROPWATCH_SASL_PASSWORD"] = "hunter2-secret"
-    shown = propwatch(deployment, "settings")
+    shown = deployment.cli("settings")
     assert shown.returncode == 0
     assert b"PROPWATCH_SASL_PASSWORD=" in shown.stdout and b"hunter2" not in shown.stdout

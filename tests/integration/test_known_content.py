@@ -4,8 +4,6 @@ hashbank topic while running, and learning what the pipeline refers."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -95,13 +93,7 @@ def test_bank_file_topic_updates_and_learning(deployment: Deployment, tmp_path: 
     # An entry added through the topic while the worker runs, with the CLI a feed would use.
     later = tmp_path / "later.jsonl"
     later.write_text(json.dumps(ADDED_LATER) + "\n")
-    added = subprocess.run(
-        [sys.executable, "-m", "streams.cli", "hashbank", "add", str(later)],
-        env=deployment.env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    added = deployment.cli("hashbank", "add", str(later))
     assert added.returncode == 0, added.stderr
     hashbank = deployment.read_outputs(expected=0, ids={"feed-003"}, topics=("hashbank",))["hashbank"]
     shared = [r for _, r in hashbank if r["entry_id"] == "feed-003"]
@@ -134,13 +126,7 @@ def test_bank_file_topic_updates_and_learning(deployment: Deployment, tmp_path: 
     # A wrongly learned entry is withdrawn from every worker: the text goes to the model again.
     learned_id = f"referral:{first['fresh']['referral_id']}"
     entries = health(worker)["hashbank"]["entries"]
-    removed = subprocess.run(
-        [sys.executable, "-m", "streams.cli", "hashbank", "remove", learned_id],
-        env=deployment.env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    removed = deployment.cli("hashbank", "remove", learned_id)
     assert removed.returncode == 0, removed.stderr
     deadline = time.monotonic() + 30
     while health(worker)["hashbank"]["entries"] != entries - 1 and time.monotonic() < deadline:

@@ -4,8 +4,6 @@ they leave, scored by ``propwatch evaluate --decisions``."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 from jsonschema import Draft202012Validator, FormatChecker
 
@@ -110,13 +108,7 @@ def test_decisions_turn_reviews_into_referrals_verdicts_and_examples(deployment:
     ]
 
     # The collected decisions score a model: evaluate reads the examples topic.
-    result = subprocess.run(
-        [sys.executable, "-m", "streams.cli", "evaluate", "--decisions", "--json"],
-        env={**deployment.env, "PROPWATCH_THRESHOLDS": "{}"},
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    result = deployment.cli("evaluate", "--decisions", "--json", timeout_s=180, PROPWATCH_THRESHOLDS="{}")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["overall"]["items"] == 3 and report["overall"]["binary"]["positives"] == 2
@@ -132,13 +124,7 @@ def test_decisions_turn_reviews_into_referrals_verdicts_and_examples(deployment:
     )
 
     # The transparency report counts the review, the match and the dead letters.
-    result = subprocess.run(
-        [sys.executable, "-m", "streams.cli", "report", "--json"],
-        env=deployment.env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = deployment.cli("report", "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["review"]["approved"] == 2 and report["review"]["rejected"] == 1

@@ -4,8 +4,6 @@ and the transparency report read back from the topics, on the real broker."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import urllib.request
 from datetime import datetime
 from pathlib import Path
@@ -103,13 +101,7 @@ def test_shadow_evidence_and_report(deployment: Deployment, tmp_path: Path, tiny
     assert alone == pytest.approx(rescored[0], abs=1e-5)
 
     # --- the transparency report, read back from the topics
-    result = subprocess.run(
-        [sys.executable, "-m", "streams.cli", "report", "--json", "--since", "2026-11-01"],
-        env=deployment.env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = deployment.cli("report", "--json", "--since", "2026-11-01")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["totals"]["items"] == ITEMS
@@ -121,11 +113,5 @@ def test_shadow_evidence_and_report(deployment: Deployment, tmp_path: Path, tiny
     )
     shadow = report["shadow"][f"candidate-model@{shadow_model['revision']}"]
     assert shadow["items"] == ITEMS and shadow["agreed"] == agreed and shadow["shadow_flagged"] == flagged
-    markdown = subprocess.run(
-        [sys.executable, "-m", "streams.cli", "report"],
-        env=deployment.env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert markdown.returncode == 0 and "| " in markdown.stdout and "candidate-model" in markdown.stdout
+    markdown = deployment.cli("report")
+    assert markdown.returncode == 0 and b"| " in markdown.stdout and b"candidate-model" in markdown.stdout
