@@ -69,6 +69,8 @@ a higher bank threshold is still applied to the candidates."""
 ENTRY_ID_MAX_CHARS = 256
 SOURCE_TYPES = ("referral", "import")
 OPS = ("add", "remove")
+MATCH_TYPES = ("exact", "near")
+"""How an item can match an entry: the same normalised text, or a near duplicate."""
 
 Op = Literal["add", "remove"]
 _EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()

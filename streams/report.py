@@ -30,16 +30,15 @@ from typing import Any
 from kafka import KafkaConsumer, TopicPartition
 
 from classifiers.base import LABELS
-from streams.records import parse_rfc3339
+from streams.hashbank import MATCH_TYPES
+from streams.records import DECISIONS, DecidedBy, parse_rfc3339
 from streams.settings import Settings
 
 REPORT_VERSION = 1
 """Version of :meth:`Report.as_json`'s layout; bumped when a key changes meaning or goes away."""
 TOPICS: tuple[str, ...] = ("referrals", "cleared", "review", "dlq", "decisions")
 """The topics (short names) the report reads."""
-DECIDED_BY: tuple[str, ...] = ("model", "hashbank", "review")
-MATCH_TYPES: tuple[str, ...] = ("exact", "near")
-DECISIONS: tuple[str, ...] = ("approve", "reject")
+DECIDED_BY: tuple[str, ...] = tuple(str(route) for route in DecidedBy)
 UNKNOWN = "unknown"
 """What a missing or empty platform, language, model or code is counted as."""
 
