@@ -121,7 +121,7 @@ class DecisionProcessor:
     def _decide(self, review: dict[str, Any], decision: Decision) -> list[Output]:
         now = utc_now()
         key = review["item_id"].encode("utf-8")
-        block = {**decision.as_json(), "review_id": review["review_id"]}
+        block = decision.as_json()
         labels = list(decision.labels or review["labels"]) if decision.decision == "approve" else []
         example = Output(
             EXAMPLES,
