@@ -14,15 +14,18 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from classifiers.base import LABELS, Classifier
 from streams import transport
-from streams.agents import BatchProcessor, install_agent
-from streams.followers import TopicFollower
+from streams.agents import BatchProcessor, Fatal, InFlight, count_delivered, install_agent, send_all
+from streams.followers import TopicFollower, Warden
 from streams.hashbank import HashBank, load_bank_file
-from streams.metrics import Metrics
-from streams.review import DecisionProcessor, ReviewQueue
+from streams.metrics import AGENTS, Metrics
+from streams.records import ErrorCode, utc_now
+from streams.review import DecisionLog, DecisionProcessor, ReviewQueue, close_decided
 from streams.settings import Settings
 from streams.topics import CONTENT, DECISIONS, HASHBANK, REVIEW, TOPICS, TopicSpec
 
 PROBE_INTERVAL_S = 2.0
+CLOSE_INTERVAL_S = 300.0
+"""How often decided reviews past the retention are dropped from memory."""
 
 
 class BrokerProbe:
@@ -49,7 +52,8 @@ class BrokerProbe:
 
 def update_lag(app: faust.App, content: faust.TopicT, metrics: Metrics) -> None:
     """Consumer lag per assigned content partition: the partition's end offset (highwater) less
-    this worker's committed offset, as Faust's monitor tracks them."""
+    this worker's committed offset, as Faust's monitor tracks them. A committed offset is already
+    the next one to read, so nothing is subtracted."""
     committed = app.monitor.tp_committed_offsets
     metrics.consumer_lag.clear()
     for tp in app.consumer.assignment():
@@ -58,8 +62,7 @@ def update_lag(app: faust.App, content: faust.TopicT, metrics: Metrics) -> None:
         end = app.consumer.highwater(tp)
         if end is None:
             continue
-        done = committed.get(tp)
-        lag = end - (done + 1 if done is not None else 0)
+        lag = end - committed.get(tp, 0)
         metrics.consumer_lag.labels(topic=tp.topic, partition=str(tp.partition)).set(max(0, lag))
 
 
@@ -75,6 +78,8 @@ class Pipeline:
     bank: HashBank
     reviews: ReviewQueue
     decisions: DecisionProcessor
+    followers: dict[str, TopicFollower]
+    fatal: Fatal
 
 
 def faust_credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
@@ -119,6 +124,7 @@ def create_pipeline(
         broker_heartbeat_interval=settings.heartbeat_interval,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        producer_max_request_size=settings.max_message_bytes,
         topic_partitions=settings.partitions,
         topic_disable_leader=True,
         web_port=settings.web_port,
@@ -136,17 +142,41 @@ def create_pipeline(
             value_type=bytes,
             key_serializer="raw",
             value_serializer="raw",
-            partitions=settings.partitions,
+            partitions=spec.partitions or settings.partitions,
         )
         for spec in TOPICS
     }
-    bank_follower = TopicFollower(settings, settings.topic(HASHBANK.name), bank.apply_record)
-    reviews = ReviewQueue()
-    review_follower = TopicFollower(settings, settings.topic(REVIEW.name), reviews.apply)
+    reviews = ReviewQueue(LABELS)
+    decision_log = DecisionLog(LABELS)
+    followers = {
+        HASHBANK.name: TopicFollower(
+            settings,
+            HASHBANK.name,
+            bank.apply_record,
+            invalid_code=ErrorCode.INVALID_HASHBANK_RECORD,
+            metrics=metrics,
+        ),
+        REVIEW.name: TopicFollower(
+            settings,
+            REVIEW.name,
+            reviews.apply,
+            invalid_code=ErrorCode.INVALID_REVIEW_RECORD,
+            metrics=metrics,
+        ),
+        DECISIONS.name: TopicFollower(
+            settings,
+            DECISIONS.name,
+            decision_log.apply,
+            invalid_code=ErrorCode.INVALID_DECISION,
+            metrics=metrics,
+        ),
+    }
+    fatal = Fatal()
     processor = BatchProcessor(
         classifier,
         thresholds=settings.thresholds,
         max_text_bytes=settings.max_text_bytes,
+        max_message_bytes=settings.max_message_bytes,
         metrics=metrics,
         executor=ThreadPoolExecutor(max_workers=1, thread_name_prefix="propwatch-inference"),
         author_key=(
@@ -158,8 +188,11 @@ def create_pipeline(
         shadow=shadow,
         backend=settings.backend,
         actor=actor,
-        ready=bank_follower.ready if follow else None,
+        ready=followers[HASHBANK.name].ready if follow else None,
     )
+    inflight = {name: InFlight() for name in AGENTS}
+    for name, batches in inflight.items():
+        metrics.oldest_unacked_batch.labels(agent=name).set_function(batches.oldest_age)
     agent = install_agent(
         app,
         topics[CONTENT],
@@ -168,14 +201,19 @@ def create_pipeline(
         name="classify",
         batch_size=settings.batch_size,
         batch_wait_s=settings.batch_wait_s,
+        fatal=fatal,
+        inflight=inflight["classify"],
     )
     decisions = DecisionProcessor(
         reviews,
-        review_follower if follow else None,
+        decision_log,
+        reviews_follower=followers[REVIEW.name] if follow else None,
+        log_follower=followers[DECISIONS.name] if follow else None,
         labels=LABELS,
         metrics=metrics,
         actor=actor,
         learn=settings.hashbank_learn,
+        max_message_bytes=settings.max_message_bytes,
     )
     install_agent(
         app,
@@ -185,10 +223,31 @@ def create_pipeline(
         name="decide",
         batch_size=64,
         batch_wait_s=settings.batch_wait_s,
+        fatal=fatal,
+        inflight=inflight["decide"],
+    )
+    decisions_topic = settings.topic(DECISIONS.name)
+    warden = Warden(
+        list(followers.values()),
+        lambda: any(tp.topic == decisions_topic for tp in app.consumer.assignment()),
     )
     if follow:
-        app.task(bank_follower.run)
-        app.task(review_follower.run)
+        for follower in followers.values():
+            app.task(follower.run)
+
+        @app.timer(PROBE_INTERVAL_S)
+        async def dead_letter_invalid_followed() -> None:
+            due = warden.due(utc_now())
+            if due:
+                outputs = [output for _, output in due]
+                await send_all(topics, outputs)
+                count_delivered(metrics, outputs)
+                warden.sent([key for key, _ in due])
+
+        @app.timer(CLOSE_INTERVAL_S)
+        async def close_decided_reviews() -> None:
+            close_decided(reviews, decision_log, settings.decided_review_retention_h * 3600)
+
     metrics.model.info({"name": classifier.name, "revision": classifier.revision})
     if shadow is not None:
         metrics.shadow_model.info({"name": shadow.name, "revision": shadow.revision})
@@ -199,23 +258,36 @@ def create_pipeline(
 
     probe = BrokerProbe(metrics)
 
-    def bank_loaded() -> bool:
-        return not follow or bank_follower.ready.is_set()
+    def followers_ready() -> bool:
+        return not follow or all(f.ready.is_set() for f in followers.values())
 
     @app.timer(PROBE_INTERVAL_S)
     async def probe_brokers() -> None:
         await probe.check(app)
-        metrics.ready.set(int(probe.connected and bank_loaded() and not app.rebalancing))
+        metrics.ready.set(
+            int(probe.connected and followers_ready() and not app.rebalancing and not fatal.reason)
+        )
         update_lag(app, topics[CONTENT], metrics)
 
     @app.page("/health")
     async def health_view(self: View, request: Request) -> Response:
-        # Until the bank has read the hashbank topic the worker classifies nothing: not healthy.
-        healthy = probe.connected and bank_loaded()
+        # Until the followed topics are read the worker decides nothing; after a fatal failure it
+        # is stopping: not healthy either way.
+        healthy = probe.connected and followers_ready() and fatal.reason is None
         body = {
             "status": "ok" if healthy else "unavailable",
             "broker": probe.detail,
-            "hashbank": {"entries": len(bank), "loaded": bank_loaded()},
+            "fatal": fatal.reason,
+            "hashbank": {
+                "entries": len(bank),
+                "loaded": not follow or followers[HASHBANK.name].ready.is_set(),
+            },
+            "followers": {
+                name: {"ready": not follow or f.ready.is_set(), "skipped": f.skipped}
+                for name, f in followers.items()
+            },
+            "reviews": {"held": len(reviews.records), "closed": len(reviews.closed)},
+            "oldest_unacked_batch_s": {name: round(b.oldest_age(), 3) for name, b in inflight.items()},
             "model": {"name": classifier.name, "revision": classifier.revision},
             "shadow_model": {"name": shadow.name, "revision": shadow.revision} if shadow else None,
         }
@@ -232,4 +304,6 @@ def create_pipeline(
         bank=bank,
         reviews=reviews,
         decisions=decisions,
+        followers=followers,
+        fatal=fatal,
     )

@@ -59,11 +59,12 @@ def cmd_broker(args: argparse.Namespace) -> int:
 
 
 def cmd_topics_create(args: argparse.Namespace) -> int:
-    from streams.topics import create_topics
+    from streams.topics import TOPICS, create_topics
 
     settings = _settings()
+    partitions = {settings.topic(spec.name): spec.partitions or settings.partitions for spec in TOPICS}
     for topic, state in create_topics(settings).items():
-        print(f"{topic}\t{state}\t{settings.partitions} partitions")
+        print(f"{topic}\t{state}\t{partitions[topic]} partitions")
     return 0
 
 
@@ -83,7 +84,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
         print(f"propwatch worker: cannot load PROPWATCH_HASHBANK_FILE: {exc}", file=sys.stderr)
         return EXIT_USAGE
     worker = faust.Worker(pipeline.app, loglevel=settings.log_level, redirect_stdouts=False)
-    worker.execute_from_commandline()  # exits the process when the worker stops
+    try:
+        worker.execute_from_commandline()  # exits the process when the worker stops
+    finally:
+        if pipeline.fatal.reason is not None:  # stopped because it could not go on: restart it
+            raise SystemExit(pipeline.fatal.EXIT_FATAL)
     return 0
 
 

@@ -1,22 +1,30 @@
-"""Whole-topic readers: every worker keeps its own copy of the hash bank and of the review queue.
+"""Whole-topic readers: every worker keeps its own hash bank, review queue and decision log.
 
 A consumer group splits partitions between workers, but each worker must know every bank entry
-(to match any item) and every review record (to turn any reviewer's decision into a referral).
+(to match any item), every review record and every decision (to apply any reviewer's decision).
 So each worker reads these topics whole, from the beginning and then as they grow, with its own
 group-less aiokafka consumer, and applies each record to a local view.
+
+Other systems write these topics, so a record can be anything. A view's ``apply`` says why a
+record is invalid instead of raising (and should it raise, that counts the same): the record is
+skipped, counted, and kept (bounded) for :class:`Warden` to dead-letter. A bad record never
+stops or restarts the reading; after a broker error, reading resumes where it stopped.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
+from collections import deque
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from streams.agents import Message, Output, dead_letter
+from streams.metrics import Metrics
+from streams.records import ErrorCode, Rejection, SourcePosition, Stage, plausible_timestamp
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -25,18 +33,53 @@ RETRY_S = 2.0
 FETCH_MAX_WAIT_MS = 500
 """These topics change rarely and a short delay does not matter: long fetches keep an idle
 worker's reading cheap (the content consumer waits 100 ms, :mod:`streams.transport`)."""
+INVALID_KEPT = 10_000
+"""Invalid records kept for the warden, at most (the oldest go first)."""
+
+
+@dataclass(frozen=True)
+class Followed:
+    """One record read from a followed topic."""
+
+    key: bytes | None
+    value: bytes | None
+    source: SourcePosition
+    timestamp: float | None
+    """The message's timestamp in epoch seconds, None when absent or implausible."""
+
+
+@dataclass(frozen=True)
+class Invalid:
+    """A followed record a view refused, for a dead letter."""
+
+    rejection: Rejection
+    value: bytes
+    source: SourcePosition
+    timestamp: float | None
 
 
 class TopicFollower:
     """Reads one topic from the beginning for as long as the worker runs; ``apply`` gets each
-    record's key and JSON value (values that are not JSON objects are logged and skipped)."""
+    record and returns why it is invalid, or None."""
 
-    def __init__(self, settings: Settings, topic: str, apply: Callable[[bytes | None, dict[str, Any]], None]):
+    def __init__(
+        self,
+        settings: Settings,
+        short_name: str,
+        apply: Callable[[Followed], str | None],
+        *,
+        invalid_code: ErrorCode,
+        metrics: Metrics,
+    ) -> None:
         self.settings = settings
-        self.topic = topic
+        self.short_name = short_name
+        self.topic = settings.topic(short_name)
         self.apply = apply
+        self.invalid_code = invalid_code
+        self.metrics = metrics
         self.ready = asyncio.Event()
         """Set once everything the topic held when the worker started has been applied."""
+        self.invalid: deque[Invalid] = deque(maxlen=INVALID_KEPT)
         self.skipped = 0
         self._consumer: AIOKafkaConsumer | None = None
         self._positions: dict[TopicPartition, int] = {}
@@ -44,7 +87,7 @@ class TopicFollower:
         self._progress = asyncio.Condition()
 
     async def run(self) -> None:
-        """Follow the topic; reconnects after errors. Runs until cancelled."""
+        """Follow the topic; reconnects after errors and resumes where it stopped. Runs until cancelled."""
         while True:
             try:
                 await self._follow()
@@ -63,6 +106,17 @@ class TopicFollower:
                     # Two more rounds of fetches: the high watermarks are then from after this call.
                     rounds = self._rounds + 2
                     await self._progress.wait_for(lambda: self._rounds >= rounds and self._at_end())
+        except TimeoutError:
+            return False
+        return True
+
+    async def reached(self, partition: int, offset: int, timeout_s: float) -> bool:
+        """Wait until every record of ``partition`` before ``offset`` has been applied; False
+        after ``timeout_s``."""
+        tp = TopicPartition(self.topic, partition)
+        try:
+            async with asyncio.timeout(timeout_s), self._progress:
+                await self._progress.wait_for(lambda: self._positions.get(tp, 0) >= offset)
         except TimeoutError:
             return False
         return True
@@ -93,20 +147,29 @@ class TopicFollower:
             partitions = await self._partitions(consumer)
             assigned = [TopicPartition(self.topic, p) for p in sorted(partitions)]
             consumer.assign(assigned)
-            await consumer.seek_to_beginning(*assigned)
-            self._positions = dict.fromkeys(assigned, 0)
+            for tp in assigned:  # resume where the last connection stopped; new partitions from 0
+                consumer.seek(tp, self._positions.setdefault(tp, 0))
             self._consumer = consumer
             while True:
                 batches = await consumer.getmany(timeout_ms=FETCH_MAX_WAIT_MS, max_records=1000)
                 for tp, messages in batches.items():
                     for message in messages:
-                        self._apply(message.key, message.value)
+                        source = SourcePosition(tp.topic, tp.partition, message.offset)
+                        self._apply(
+                            Followed(
+                                message.key,
+                                message.value,
+                                source,
+                                plausible_timestamp(message.timestamp / 1000 if message.timestamp else None),
+                            )
+                        )
                         self._positions[tp] = message.offset + 1
                 async with self._progress:
                     self._rounds += 1
                     if not self.ready.is_set() and self._at_end():
                         log.info("%s: read to the end (%d records skipped)", self.topic, self.skipped)
                         self.ready.set()
+                        self.metrics.follower_ready.labels(topic=self.short_name).set(1)
                     self._progress.notify_all()
         finally:
             self._consumer = None
@@ -120,17 +183,44 @@ class TopicFollower:
             raise LookupError(f"topic {self.topic} does not exist (run `propwatch topics create`)")
         return set(partitions)
 
-    def _apply(self, key: bytes | None, value: bytes | None) -> None:
+    def _apply(self, record: Followed) -> None:
         try:
-            record = json.loads(value) if value is not None else None
-        except ValueError:
-            record = None
-        if not isinstance(record, dict):
-            self.skipped += 1
-            log.warning("%s: skipped a record that is not a JSON object (key %r)", self.topic, key)
+            error = self.apply(record)
+        except Exception as exc:  # a bug in a view must not stop the reading
+            error = f"internal error: {type(exc).__name__}"
+            log.debug("%s: applying %s failed", self.topic, record.source.key, exc_info=exc)
+        if error is None:
             return
-        try:
-            self.apply(key, record)
-        except (KeyError, TypeError, ValueError) as exc:
-            self.skipped += 1
-            log.warning("%s: skipped a record (key %r): %s", self.topic, key, exc)
+        self.skipped += 1
+        self.metrics.followed_invalid.labels(topic=self.short_name).inc()
+        log.warning("%s: skipped the record at %s: %s", self.topic, record.source.key, error[:200])
+        rejection = Rejection(self.invalid_code, error, stage=Stage.FOLLOW)
+        self.invalid.append(Invalid(rejection, record.value or b"", record.source, record.timestamp))
+
+
+class Warden:
+    """Dead-letters the invalid records the followers found, from one worker only: the one whose
+    ``holds()`` is true (the holder of the decisions topic's partition, which one member of the
+    group has at any time). Every worker keeps what its followers found, so a worker that takes
+    over sends what it has again: the copies are keyed by their source position, and consumers
+    (``propwatch report`` too) de-duplicate dead letters by it."""
+
+    def __init__(self, followers: list[TopicFollower], holds: Callable[[], bool]) -> None:
+        self.followers = followers
+        self.holds = holds
+        self._sent: set[str] = set()
+
+    def due(self, received_at: str) -> list[tuple[str, Output]]:
+        """The dead letters to send now, each with its source key (for :meth:`sent`)."""
+        if not self.holds():
+            return []
+        due = []
+        for follower in self.followers:
+            for invalid in list(follower.invalid):
+                if invalid.source.key not in self._sent:
+                    message = Message(invalid.value, invalid.source, invalid.timestamp)
+                    due.append((invalid.source.key, dead_letter(invalid.rejection, message, received_at)))
+        return due
+
+    def sent(self, keys: list[str]) -> None:
+        self._sent.update(keys)

@@ -26,7 +26,6 @@ Typical use in a worker, computing the signatures once per item::
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import re
 import unicodedata
@@ -40,7 +39,8 @@ import numpy as np
 from datasketch import MinHash, MinHashLSH
 
 from classifiers.base import LABELS
-from streams.records import encode, parse_rfc3339, utc_now
+from streams import safejson
+from streams.records import encode, parse_rfc3339, safe_id, utc_now
 
 if TYPE_CHECKING:
     from streams.settings import Settings
@@ -53,6 +53,10 @@ NORMALISATION = "propwatch-nfkc-casefold-v1"
 
 NUM_PERM = 128
 SHINGLE_CHARS = 5
+MINHASH_MAX_CHARS = 10_000
+"""The MinHash covers the first this many characters of the normalised text (part of the record
+format, like the normalisation): a near duplicate of a long text shares its beginning, and
+hashing a few hundred kilobytes would hold the event loop for seconds and take hundreds of MiB."""
 MINHASH_SEED = 1
 MINHASH_SCHEME = "affine32"
 MINHASH_MAX = (1 << 32) - 1
@@ -164,10 +168,12 @@ def _new_minhash(hashvalues: np.ndarray | None = None) -> MinHash:
 
 
 def _shingles(normalised: str) -> set[bytes]:
-    """Character 5-grams in UTF-8; a shorter text is one shingle."""
-    if len(normalised) <= SHINGLE_CHARS:
-        return {normalised.encode("utf-8")}
-    return {normalised[i : i + SHINGLE_CHARS].encode("utf-8") for i in range(len(normalised) - 4)}
+    """Character 5-grams in UTF-8 of the first :data:`MINHASH_MAX_CHARS` characters; a shorter
+    text is one shingle."""
+    head = normalised[:MINHASH_MAX_CHARS]
+    if len(head) <= SHINGLE_CHARS:
+        return {head.encode("utf-8")}
+    return {head[i : i + SHINGLE_CHARS].encode("utf-8") for i in range(len(head) - SHINGLE_CHARS + 1)}
 
 
 @dataclass(frozen=True)
@@ -217,6 +223,8 @@ def _check_entry_id(value: object) -> str:
         raise BankError("entry_id", "must not start or end with whitespace")
     if len(value) > ENTRY_ID_MAX_CHARS:
         raise BankError("entry_id", f"must be at most {ENTRY_ID_MAX_CHARS} characters")
+    if safe_id(value, ENTRY_ID_MAX_CHARS) is None:
+        raise BankError("entry_id", "must not hold control characters or unpaired surrogates")
     return value
 
 
@@ -278,6 +286,13 @@ class Entry:
     """``{"type": "referral" | "import", ...}``."""
     added_at: str
     """RFC 3339."""
+
+    @property
+    def added_epoch(self) -> float:
+        """``added_at`` in epoch seconds (validated on construction, so it parses)."""
+        moment = parse_rfc3339(self.added_at)
+        assert moment is not None
+        return moment.timestamp()
 
     @classmethod
     def from_signature(
@@ -465,6 +480,7 @@ class HashBank:
             raise ValueError(f"threshold must be above 0 and at most 1, not {threshold}")
         self.threshold = threshold
         self._entries: dict[str, Entry] = {}
+        self._since: dict[str, float | None] = {}  # matches items from this time on (None: all)
         self._by_hash: dict[str, list[str]] = {}  # entry ids in the order they were added
         self._minhashes: dict[str, np.ndarray] = {}
         self._lsh = MinHashLSH(
@@ -480,10 +496,13 @@ class HashBank:
     def get(self, entry_id: str) -> Entry | None:
         return self._entries.get(entry_id)
 
-    def add(self, entry: Entry) -> None:
-        """Add ``entry``, replacing an entry with the same ``entry_id``."""
+    def add(self, entry: Entry, *, always: bool = False) -> None:
+        """Add ``entry``, replacing an entry with the same ``entry_id``. It matches items that
+        reached Kafka from its ``added_at`` on, or any item when ``always`` (the bank file's
+        entries, which are configuration): see :meth:`match_signature`."""
         self.remove(entry.entry_id)
         self._entries[entry.entry_id] = entry
+        self._since[entry.entry_id] = None if always else entry.added_epoch
         self._by_hash.setdefault(entry.normalised_sha256, []).append(entry.entry_id)
         if entry.minhash is not None:
             minhash = _new_minhash(np.array(entry.minhash, dtype=np.uint32))
@@ -495,6 +514,7 @@ class HashBank:
         entry = self._entries.pop(entry_id, None)
         if entry is None:
             return False
+        del self._since[entry_id]
         same_hash = self._by_hash[entry.normalised_sha256]
         same_hash.remove(entry_id)
         if not same_hash:
@@ -503,40 +523,52 @@ class HashBank:
             self._lsh.remove(entry_id)
         return True
 
-    def apply(self, update: Update) -> None:
+    def apply(self, update: Update, *, always: bool = False) -> None:
         """Apply a record parsed by :func:`parse_entry`."""
         if update[0] == "add":
-            self.add(update[1])
+            self.add(update[1], always=always)
         else:
             self.remove(update[1])
 
-    def apply_record(self, key: bytes | None, record: object) -> BankError | None:
-        """Apply one ``hashbank`` topic record (the key is not needed: records carry their
-        entry_id). An invalid record is logged and skipped, and its error returned."""
-        parsed = parse_entry(record)
+    def apply_record(self, value: bytes | None) -> str | None:
+        """Apply one ``hashbank`` topic message's value; why it is not a valid record, or None.
+        Never raises, whatever the bytes."""
+        record = safejson.parse_object(value if value is not None else b"null")
+        if isinstance(record, safejson.NotJson):
+            return f"record is {record.message}"
+        parsed = parse_entry(record)  # the surrogates are out: parse_object refuses them
         if isinstance(parsed, BankError):
-            log.warning("skipped an invalid hashbank record (key %r): %s", key, parsed)
-            return parsed
+            return str(parsed)
         self.apply(parsed)
         return None
 
-    def match(self, text: str, *, ignore_item: str | None = None) -> Match | None:
+    def match(self, text: str, *, ignore_item: str | None = None, as_of: float | None = None) -> Match | None:
         """The best match for ``text``, or None. See :meth:`match_signature`."""
-        return self.match_signature(signature(text), ignore_item=ignore_item)
+        return self.match_signature(signature(text), ignore_item=ignore_item, as_of=as_of)
 
-    def match_signature(self, sig: Signature, *, ignore_item: str | None = None) -> Match | None:
+    def _eligible(self, entry_id: str, ignore_item: str | None, as_of: float | None) -> bool:
+        since = self._since[entry_id]
+        if as_of is not None and since is not None and since > as_of:
+            return False
+        return ignore_item is None or self._entries[entry_id].source.get("item_id") != ignore_item
+
+    def match_signature(
+        self, sig: Signature, *, ignore_item: str | None = None, as_of: float | None = None
+    ) -> Match | None:
         """Exact match first (the earliest added entry with the same normalised hash), then the
         near duplicate with the highest estimated similarity at or above the threshold (ties:
         the smallest entry id). The MinHash is computed only when there is no exact match.
 
-        Entries learned from the item ``ignore_item`` (``source.item_id``) are passed over, so
-        that a redelivered item gets the verdict it got the first time, not a match on itself.
+        So that a redelivered item gets the records it got the first time, whatever the bank
+        learned in between, only entries added at or before ``as_of`` (the item's Kafka timestamp,
+        epoch seconds) count, besides the bank file's; and entries learned from the item
+        ``ignore_item`` (``source.item_id``) never do.
         """
         if sig.empty:
             return None
         for entry_id in self._by_hash.get(sig.normalised_sha256, ()):
-            entry = self._entries[entry_id]
-            if ignore_item is None or entry.source.get("item_id") != ignore_item:
+            if self._eligible(entry_id, ignore_item, as_of):
+                entry = self._entries[entry_id]
                 return Match("exact", entry.entry_id, 1.0, entry.labels)
         if not self._minhashes:
             return None  # nothing to be near to: no MinHash needed
@@ -545,7 +577,7 @@ class HashBank:
             return None
         best_id, best = None, -1.0
         for entry_id in sorted(self._lsh.query(query)):
-            if ignore_item is not None and self._entries[entry_id].source.get("item_id") == ignore_item:
+            if not self._eligible(entry_id, ignore_item, as_of):
                 continue
             similarity = np.count_nonzero(query.hashvalues == self._minhashes[entry_id]) / NUM_PERM
             if similarity > best:
@@ -580,12 +612,11 @@ def read_bank_file(
     for number, line in enumerate(raw.splitlines(), 1):
         if not line.strip():
             continue
-        try:
-            data = json.loads(line.decode("utf-8"))
-        except UnicodeDecodeError as exc:
-            raise BankFileError(path, number, f"not valid UTF-8 (byte {exc.start})") from exc
-        except json.JSONDecodeError as exc:
-            raise BankFileError(path, number, f"invalid JSON: {exc.msg} (column {exc.colno})") from exc
+        data = safejson.parse(line)
+        if isinstance(data, safejson.NotJson):
+            raise BankFileError(path, number, data.message)
+        if safejson.lone_surrogate(data):
+            raise BankFileError(path, number, "escapes an unpaired UTF-16 surrogate, which is not text")
         parsed = parse_entry(data, default_source=source, now=now)
         if isinstance(parsed, BankError):
             raise BankFileError(path, number, str(parsed))
@@ -600,7 +631,7 @@ def load_bank_file(path: str | Path, bank: HashBank) -> int:
     Raises :class:`BankFileError` with ``path:line: reason`` on the first bad line."""
     updates = read_bank_file(path)
     for update in updates:
-        bank.apply(update)
+        bank.apply(update, always=True)
     return len(updates)
 
 

@@ -7,13 +7,17 @@ from prometheus_client.exposition import generate_latest
 
 from classifiers.base import LABELS
 from streams.hashbank import MATCH_TYPES
-from streams.records import DECISIONS, ErrorCode
+from streams.records import DECISIONS, ErrorCode, Stage
 
 NAMESPACE = "propwatch"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 END_TO_END_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0, 86400.0)
 ROLES = ("live", "shadow")
+AGENTS = ("classify", "decide")
+"""The worker's agents: content items, and reviewers' decisions."""
+FOLLOWED = ("hashbank", "review", "decisions")
+"""The topics every worker reads whole (short names)."""
 SCORE_BUCKETS = tuple(round(0.1 * i, 1) for i in range(1, 11))
 
 
@@ -142,6 +146,48 @@ class Metrics:
         self.shadow_model = Info(
             "shadow_model", "The shadow model, if one is configured.", namespace=NAMESPACE, registry=r
         )
+        self.internal_errors = Counter(
+            "internal_errors",
+            "Failures of propwatch's own code on one message, by stage; the message is dead-lettered "
+            "as internal_error (or, when learning into the hash bank failed, only the bank misses it).",
+            ["stage"],
+            namespace=NAMESPACE,
+            registry=r,
+        )
+        self.oldest_unacked_batch = Gauge(
+            "oldest_unacked_batch_age_seconds",
+            "Age of the oldest batch an agent has taken and not yet acknowledged (0: none): grows "
+            "without bound when a worker is stuck, whatever the reason.",
+            ["agent"],
+            namespace=NAMESPACE,
+            registry=r,
+        )
+        self.followed_invalid = Counter(
+            "followed_invalid_records",
+            "Records on a topic every worker reads whole that are not valid (forged or corrupt), by "
+            "topic; skipped, and dead-lettered by one worker.",
+            ["topic"],
+            namespace=NAMESPACE,
+            registry=r,
+        )
+        self.follower_ready = Gauge(
+            "follower_ready",
+            "1 once this worker has read a followed topic to the end it had at start, by topic.",
+            ["topic"],
+            namespace=NAMESPACE,
+            registry=r,
+        )
+        self.decision_replays = Counter(
+            "review_decision_replays",
+            "Decisions received again (the same decision_id as the one in force): nothing new is written.",
+            namespace=NAMESPACE,
+            registry=r,
+        )
+        for stage in Stage:
+            self.internal_errors.labels(stage=str(stage))
+        for topic in FOLLOWED:
+            self.followed_invalid.labels(topic=topic)
+            self.follower_ready.labels(topic=topic)
         for role in ROLES:
             self.model_scored.labels(role=role)
             self.model_flagged.labels(role=role)

@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from classifiers.base import IGNORE, LABELS, ClassifierOptions
 from classifiers.default_model import DEFAULT_MODEL
+from streams.records import OUTPUT_OVERHEAD_BYTES
 
 EMBEDDED_BOOTSTRAP = "127.0.0.1:9092"
 """Where ``propwatch broker`` listens by default, and so where clients go when nothing is set."""
@@ -134,7 +135,24 @@ class Settings(BaseSettings):
         0.2, gt=0, description="Longest wait to fill a batch before classifying it (seconds)."
     )
     max_text_bytes: int = Field(
-        1_048_576, ge=1, description="Largest accepted `text` in UTF-8 bytes; larger: dlq."
+        400_000,
+        ge=1,
+        description="Largest accepted `text` in UTF-8 bytes; larger: dlq. At most half of "
+        "`max_message_bytes` less 64 KiB, so that every record fits one request (JSON escaping can "
+        "double a text).",
+    )
+    max_message_bytes: int = Field(
+        1_000_000,
+        ge=200_000,
+        description="Largest produce request the worker and the CLI send (the producers' "
+        "max.request.size); keep it at or below the brokers' message.max.bytes (Kafka's default: 1048588).",
+    )
+
+    decided_review_retention_h: float = Field(
+        168.0,
+        gt=0,
+        description="Hours a decided review stays in each worker's memory after its decision: the "
+        "window in which a supervisor can supersede the decision.",
     )
 
     # --- Worker and web ----------------------------------------------------------------------
@@ -166,6 +184,17 @@ class Settings(BaseSettings):
         if above:
             raise ValueError(
                 f"review thresholds must lie in [0, referral threshold): {above}, referral {self.thresholds}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _records_fit_a_request(self) -> Settings:
+        most = (self.max_message_bytes - OUTPUT_OVERHEAD_BYTES) // 2
+        if self.max_text_bytes > most:
+            raise ValueError(
+                f"max_text_bytes {self.max_text_bytes} leaves no room for a record in max_message_bytes "
+                f"{self.max_message_bytes}: at most {most} (a referral may escape every byte of the text "
+                f"as two, and needs {OUTPUT_OVERHEAD_BYTES} bytes for the rest)"
             )
         return self
 

@@ -21,6 +21,8 @@ class TopicSpec:
     retention_ms: int
     """-1 keeps records for ever (the hash bank and the labelled examples)."""
     schema: str
+    partitions: int | None = None
+    """Fixed partition count; None: ``PROPWATCH_PARTITIONS``."""
 
 
 CONTENT = TopicSpec("content", "content items to classify (input)", 7 * DAY_MS, "content")
@@ -28,7 +30,11 @@ REFERRALS = TopicSpec("referrals", "items the model flagged, for referral servic
 CLEARED = TopicSpec("cleared", "a verdict for every valid item not flagged", 30 * DAY_MS, "cleared")
 DLQ = TopicSpec("dlq", "items that could not be processed, with the reason", 30 * DAY_MS, "dlq")
 REVIEW = TopicSpec("review", "items scored between the review and referral thresholds", 30 * DAY_MS, "review")
-DECISIONS = TopicSpec("decisions", "reviewers' verdicts on review items (input)", 365 * DAY_MS, "decision")
+DECISIONS = TopicSpec(
+    "decisions", "reviewers' verdicts on review items (input)", 365 * DAY_MS, "decision", partitions=1
+)
+"""One partition: its log orders every decision, which is what decides which one is in force
+(:func:`streams.review.in_force`)."""
 HASHBANK = TopicSpec(
     "hashbank", "known-content hash bank updates, read whole by every worker", -1, "hashbank"
 )
@@ -53,7 +59,7 @@ def create_topics(settings: Settings, specs: tuple[TopicSpec, ...] = TOPICS) -> 
                 missing.append(
                     NewTopic(
                         name,
-                        num_partitions=settings.partitions,
+                        num_partitions=spec.partitions or settings.partitions,
                         replication_factor=settings.replication_factor,
                         topic_configs={"retention.ms": str(spec.retention_ms)},
                     )

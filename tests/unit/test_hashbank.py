@@ -344,10 +344,32 @@ def test_a_record_of_empty_text_is_rejected() -> None:
 
 def test_apply_record_skips_invalid_records() -> None:
     bank = HashBank()
-    assert bank.apply_record(b"e1", entry().as_record()) is None and len(bank) == 1
-    error = bank.apply_record(b"x", {"op": "add"})
-    assert isinstance(error, BankError) and len(bank) == 1
-    assert bank.apply_record(b"e1", remove_record("e1")) is None and len(bank) == 0
+    assert bank.apply_record(json.dumps(entry().as_record()).encode()) is None and len(bank) == 1
+    error = bank.apply_record(b'{"op": "add"}')
+    assert isinstance(error, str) and "schema_version" in error and len(bank) == 1
+    assert bank.apply_record(json.dumps(remove_record("e1")).encode()) is None and len(bank) == 0
+
+
+@pytest.mark.parametrize(
+    "value, words",
+    [
+        (b"[" * 1000 + b"]" * 1000, "nested deeper"),
+        (b'{"op": "add", "schema_version": ' + b"9" * 5000 + b"}", "digits"),
+        (b"\xff\xfe", "UTF-8"),
+        (None, "null"),
+        (b'{"schema_version": 2, "op": "remove", "entry_id": "a\\ud800"}', "surrogate"),
+    ],
+)
+def test_apply_record_never_raises_on_hostile_bytes(value: bytes | None, words: str) -> None:
+    bank = bank_of(entry())
+    error = bank.apply_record(value)
+    assert error is not None and words in error and len(bank) == 1
+
+
+def test_an_entry_id_with_a_lone_surrogate_or_control_character_is_refused() -> None:
+    for bad in ("a\ud800", "a\x1bb", "a\nb"):
+        error = parse_entry({**entry().as_record(), "entry_id": bad})
+        assert isinstance(error, BankError) and error.field == "entry_id", bad
 
 
 # --- bank files and the CLI ------------------------------------------------------------------
@@ -387,7 +409,8 @@ def test_load_bank_file_with_both_forms(tmp_path: Path) -> None:
     "bad_line, reason",
     [
         ({"entry_id": "b", "text": POST, "labels": ["propaganda"]}, "labels: unknown label(s) propaganda"),
-        ('{"entry_id": "b", ', "invalid JSON"),
+        ('{"entry_id": "b", ', "not JSON"),
+        ('{"entry_id": "b", "text": "x", "labels": [' + "[" * 100 + "]" * 100 + "]}", "nested deeper"),
         ("[1]", "record: must be a JSON object"),
     ],
 )

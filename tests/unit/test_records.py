@@ -192,7 +192,7 @@ def test_referral_id_is_deterministic() -> None:
     ],
 )
 def test_bad_decisions_are_rejected_with_the_field(payload: bytes, message: str) -> None:
-    result = parse_decision(payload, labels=LABELS, received_at="2026-11-20T09:14:04.000Z")
+    result = parse_decision(payload, labels=LABELS, default_decided_at="2026-11-20T09:14:04.000Z")
     assert isinstance(result, Rejection) and result.code is ErrorCode.INVALID_DECISION
     assert message in result.message
 
@@ -206,8 +206,8 @@ def test_decisions_parse_and_match_their_schema() -> None:
         "labels": ["threat"],
     }
     Draft202012Validator(load_schema("decision"), format_checker=FormatChecker()).validate(raw)
-    first = parse_decision(json.dumps(raw).encode(), labels=LABELS, received_at="2026-11-20T09:14:04.000Z")
-    again = parse_decision(json.dumps(raw).encode(), labels=LABELS, received_at="2026-11-20T09:14:04.000Z")
+    first = parse_decision(json.dumps(raw).encode(), labels=LABELS, default_decided_at="2026-11-20T09:14:04.000Z")
+    again = parse_decision(json.dumps(raw).encode(), labels=LABELS, default_decided_at="2026-11-20T09:14:04.000Z")
     assert isinstance(first, Decision) and first.labels == ("threat",) and first == again
 
 
