@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from streams.metrics import Metrics
+from streams.metrics import AGENTS, Metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
@@ -46,7 +46,20 @@ REQUIRED_ALERTS = {
     "PropwatchDeadLetterRateHigh",
     "PropwatchFlagRateAnomaly",
     "PropwatchLatencySLOBreached",
+    "PropwatchWorkerStalled",
+    "PropwatchInternalErrors",
+    "PropwatchInvalidFollowedRecords",
+    "PropwatchFollowerNotReady",
 }
+# Alerts that must have promtool cases both where they fire and where they must not.
+TESTED_BOTH_WAYS = {
+    "PropwatchWorkerStalled",
+    "PropwatchInternalErrors",
+    "PropwatchInvalidFollowedRecords",
+    "PropwatchFollowerNotReady",
+}
+STALL_ALERT = "PropwatchWorkerStalled"
+STALL_PANEL = "Oldest unacknowledged batch"
 
 # Grafana's own variables; the dashboard's are in its templating list.
 GRAFANA_BUILTINS = {"__rate_interval", "__interval", "__range", "__range_s", "__interval_ms"}
@@ -251,6 +264,11 @@ def test_exported_metric_names_cover_the_documented_metrics() -> None:
         "propwatch_broker_connected",
         "propwatch_worker_ready",
         "propwatch_model_info",
+        "propwatch_oldest_unacked_batch_age_seconds",
+        "propwatch_internal_errors_total",
+        "propwatch_followed_invalid_records_total",
+        "propwatch_follower_ready",
+        "propwatch_review_decision_replays_total",
     ):
         assert expected in names, expected
     assert not any(name.startswith(("process_", "python_")) for name in names), "custom registry only"
@@ -305,7 +323,60 @@ def test_alert_unit_tests_cover_firing_and_quiet_cases() -> None:
             (firing if check.get("exp_alerts") else quiet).add(check["alertname"])
     assert {"PropwatchWorkerDown", "PropwatchDeadLetterRateHigh", "PropwatchLatencySLOBreached"} <= firing
     assert quiet, "at least one case where an alert must not fire"
-    assert firing <= REQUIRED_ALERTS | {rule["alert"] for rule in alert_rules()}
+    assert TESTED_BOTH_WAYS <= firing, TESTED_BOTH_WAYS - firing
+    assert TESTED_BOTH_WAYS <= quiet, TESTED_BOTH_WAYS - quiet
+    assert firing | quiet <= REQUIRED_ALERTS | {rule["alert"] for rule in alert_rules()}
+
+
+# Label values of series the worker creates only once it runs (the registry alone has none).
+LABELS_AT_RUN_TIME = {"propwatch_oldest_unacked_batch_age_seconds": {"agent": set(AGENTS)}}
+
+
+def _exported_label_values() -> dict[str, dict[str, set[str]]]:
+    """Per series name, the values a fresh worker registry has for each of its labels."""
+    values: dict[str, dict[str, set[str]]] = {}
+    for family in Metrics().registry.collect():
+        for sample in family.samples:
+            for key, value in sample.labels.items():
+                values.setdefault(sample.name, {}).setdefault(key, set()).add(value)
+    for name, labels in LABELS_AT_RUN_TIME.items():
+        for key, known in labels.items():
+            values.setdefault(name, {}).setdefault(key, set()).update(known)
+    return values
+
+
+def test_alert_unit_tests_use_series_the_worker_exports() -> None:
+    """A promtool case on a series the worker never exports (a misspelt name, a label value
+    such as stage="routing" where the worker says "route") would pass and prove nothing."""
+    document = yaml.safe_load(ALERTS_TEST.read_text(encoding="utf-8"))
+    allowed, exported = allowed_metric_names(), _exported_label_values()
+    for case in document["tests"]:
+        for series in case["input_series"]:
+            name, _, rest = series["series"].partition("{")
+            name = name.strip()
+            assert name in allowed, f"{case['name']}: the worker does not export {name}"
+            for key, value in re.findall(r'(\w+)="([^"]*)"', rest):
+                known = exported.get(name, {}).get(key)
+                if key not in {"job", "instance"} and known:
+                    assert value in known, (
+                        f"{case['name']}: {name}{{{key}={value!r}}}: not one of {sorted(known)}"
+                    )
+
+
+def test_stall_alert_threshold_is_drawn_on_its_panel() -> None:
+    (rule,) = [rule for rule in alert_rules() if rule["alert"] == STALL_ALERT]
+    match = re.fullmatch(
+        r'propwatch_oldest_unacked_batch_age_seconds\{job="propwatch"\} > (\d+(?:\.\d+)?)',
+        rule["expr"].strip(),
+    )
+    assert match, rule["expr"]
+    threshold = float(match.group(1))
+    (panel,) = [p for p in iter_panels(load_dashboard()["panels"]) if p["title"] == STALL_PANEL]
+    steps = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    assert [s["value"] for s in steps if s["color"] == "red"] == [threshold]
+    assert panel["fieldConfig"]["defaults"]["custom"]["thresholdsStyle"]["mode"] != "off"
+    for target in panel["targets"]:
+        assert "agent" in target["legendFormat"] and "instance" in target["legendFormat"], target
 
 
 # --- Grafana -------------------------------------------------------------------------------------
