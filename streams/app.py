@@ -152,7 +152,7 @@ def create_pipeline(
         HASHBANK.name: TopicFollower(
             settings,
             HASHBANK.name,
-            bank.apply_record,
+            lambda record: bank.apply_record(record.value),
             invalid_code=ErrorCode.INVALID_HASHBANK_RECORD,
             metrics=metrics,
         ),
