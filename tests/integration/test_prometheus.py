@@ -26,6 +26,7 @@ import pytest
 
 from streams.broker import free_port
 from streams.io import produce_lines
+from streams.metrics import AGENTS, FOLLOWED
 from tests.integration.conftest import Deployment
 from tests.unit.test_observability import (
     ALERTS,
@@ -58,12 +59,18 @@ MUST_HAVE_DATA = (
 )
 
 # Alerts this run must not even make pending: 8 of 308 items dead-lettered (under 5%), a backlog
-# of at most 308 (under 1000), too little traffic for the flag-rate baseline, verdicts in seconds.
+# of at most 308 (under 1000), too little traffic for the flag-rate baseline, verdicts in seconds,
+# batches acknowledged in seconds, no bug, nothing on the followed topics but what is valid, and
+# each followed topic read within seconds of the start.
 QUIET_ON_THIS_RUN = {
     "PropwatchDeadLetterRateHigh",
     "PropwatchLagGrowing",
     "PropwatchFlagRateAnomaly",
     "PropwatchLatencySLOBreached",
+    "PropwatchWorkerStalled",
+    "PropwatchInternalErrors",
+    "PropwatchInvalidFollowedRecords",
+    "PropwatchFollowerNotReady",
 }
 
 
@@ -247,6 +254,16 @@ def test_dashboard_and_alert_queries_on_a_real_prometheus(deployment: Deployment
             assert series, f"panel {title!r} shows no data after a real run"
         model = results["Model"][0]["metric"]
         assert model["name"] == "tiny-tco" and model["revision"], model
+
+        # What the stall and follower alerts read: a batch age per agent, well under the
+        # threshold after a run; every followed topic read; no internal error, no invalid record.
+        stall = prometheus.query(f'propwatch_oldest_unacked_batch_age_seconds{{job="{JOB}"}}')
+        ages: list[dict[str, Any]] = stall["data"]["result"]
+        assert {series["metric"]["agent"] for series in ages} == set(AGENTS), ages
+        assert all(float(series["value"][1]) < 30 for series in ages), ages
+        assert scraped(prometheus, "propwatch_follower_ready") == len(FOLLOWED)
+        assert scraped(prometheus, "propwatch_internal_errors_total") == 0
+        assert scraped(prometheus, "propwatch_followed_invalid_records_total") == 0
 
         # Every alert expression evaluates; those that do not hang on a single scrape or probe
         # (a 1 s scrape or the broker probe can time out on a loaded machine) match nothing here.
