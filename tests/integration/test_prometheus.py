@@ -4,7 +4,8 @@ A worker classifies a few hundred items (some invalid) while a Prometheus server
 package's ``/usr/bin/prometheus``, on a free loopback port, its data in ``tmp_path``) scrapes it
 every second and evaluates ``deploy/prometheus/alerts.yml``. Every panel query and every alert
 expression must then evaluate without error; the throughput and latency panels must show data,
-the rules must all be loaded and healthy, and a healthy worker must raise no alert.
+the rules must all be loaded and healthy, and a healthy worker must raise no alert. Then a
+record on the hashbank topic that is not an entry must be found by its alert's expression.
 """
 
 from __future__ import annotations
@@ -289,3 +290,18 @@ def test_dashboard_and_alert_queries_on_a_real_prometheus(deployment: Deployment
                 assert rule["state"] == "inactive", f"{rule['name']} is {rule['state']} on a healthy run"
         alerts = prometheus.get("/api/v1/alerts")["data"]["alerts"]
         assert not [a for a in alerts if a["state"] == "firing"], alerts
+
+        # A record on the hashbank topic that is not an entry (a forger's, or a broken tool's): the
+        # worker counts it, and the alert's expression finds it on a real worker, ready since
+        # before the first scrape (promtool tests when it fires and when it must not).
+        deployment.send("hashbank", [{"schema_version": 2, "op": "add", "entry_id": "forged"}])
+        _wait(
+            lambda: scraped(prometheus, "propwatch_followed_invalid_records_total", 'topic="hashbank"') >= 1,
+            30,
+            "the invalid hashbank record in the scraped counter",
+            prometheus,
+        )
+        (rule,) = [rule for rule in alert_rules() if rule["alert"] == "PropwatchInvalidFollowedRecords"]
+        result = prometheus.query(rule["expr"])
+        assert result.get("status") == "success", result
+        assert [series["metric"]["topic"] for series in result["data"]["result"]] == ["hashbank"], result
