@@ -609,14 +609,16 @@ class Fatal:
 
     EXIT_FATAL = 70  # EX_SOFTWARE
 
-    def __init__(self) -> None:
+    def __init__(self, stop: Callable[[], None] | None = None) -> None:
         self.reason: str | None = None
+        self._stop = stop or (lambda: os.kill(os.getpid(), signal.SIGTERM))
+        """Faust's own graceful stop by default: it commits what was acknowledged."""
 
     def trip(self, reason: str) -> None:
         if self.reason is None:
             self.reason = reason
             log.critical("cannot go on: %s; stopping so that the worker is restarted", reason)
-            os.kill(os.getpid(), signal.SIGTERM)  # Faust's own graceful stop: commits what was acked
+            self._stop()
 
 
 class InFlight:

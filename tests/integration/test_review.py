@@ -4,6 +4,7 @@ they leave, scored by ``propwatch evaluate --decisions``."""
 from __future__ import annotations
 
 import json
+import time
 
 from jsonschema import Draft202012Validator, FormatChecker
 
@@ -132,3 +133,64 @@ def test_decisions_turn_reviews_into_referrals_verdicts_and_examples(deployment:
     assert report["referrals"]["by_decided_by"] == {"model": 0, "hashbank": 1, "review": 2}
     assert report["known_content"]["by_type"]["exact"] == 1
     assert report["dlq"]["by_code"] == {"invalid_decision": 1, "unknown_review": 1}
+
+
+def test_decisions_wait_for_the_reviews_and_the_first_one_is_in_force(deployment: Deployment) -> None:
+    """Decisions already on the topic when a worker starts are applied, not refused as
+    unknown_review; approve-then-reject yields one referral and an already_decided dead letter; a
+    replay writes nothing; a supervisor's supersede is applied and recorded."""
+    first = deployment.start_worker(**REVIEW_ALL)
+    produce_lines(deployment.settings, [post(i, text) for i, text in enumerate(TEXTS[:2])])
+    reviews = {r["item_id"]: r for _, r in deployment.read_outputs(expected=2)["review"]}
+    first.stop()
+
+    def decision(item: str, verdict: str, decision_id: str, **extra: str) -> dict[str, str]:
+        return {
+            "review_id": reviews[item]["review_id"],
+            "decision": verdict,
+            "reviewer": "analyst-7",
+            "decision_id": decision_id,
+            **extra,
+        }
+
+    deployment.send(
+        "decisions",
+        [
+            decision("rv-0", "approve", "d1"),
+            decision("rv-0", "reject", "d2", reason="a second opinion that came too late"),
+            decision("rv-0", "approve", "d1"),  # the tool sent it again
+            decision("rv-1", "approve", "d4", labels=["instruction"], override_reason="links a manual"),
+            decision("rv-1", "reject", "d5", supersedes="d4", reason="supervisor: satire"),
+        ],
+        key="review_id",
+    )
+    deployment.start_worker(**REVIEW_ALL)  # its followers read reviews and decisions before it decides
+    out = deployment.read_outputs(expected=6, topics=("referrals", "cleared", "dlq", "hashbank"))
+    time.sleep(3)  # anything written twice would be here by now
+    out = deployment.read_outputs(
+        expected=10**6, timeout_s=3, topics=("referrals", "cleared", "dlq", "hashbank")
+    )
+
+    referrals = [(r["item_id"], r["review"]["decision_id"]) for _, r in out["referrals"]]
+    assert sorted(referrals) == [("rv-0", "d1"), ("rv-1", "d4")], "one referral per applied approval"
+    [(_, overridden)] = [(k, r) for k, r in out["referrals"] if r["item_id"] == "rv-1"]
+    assert (
+        overridden["labels"] == ["instruction"]
+        and overridden["review"]["override_reason"] == "links a manual"
+    )
+    [(_, cleared)] = out["cleared"]
+    assert cleared["item_id"] == "rv-1" and cleared["review"]["supersedes"] == "d4"
+    dead = [(r["error"]["code"], r["item_id"]) for _, r in out["dlq"]]
+    assert dead == [("already_decided", reviews["rv-0"]["review_id"])], "d2 refused, the replay silent"
+    ops = sorted((r["op"], r["entry_id"]) for _, r in out["hashbank"])
+    assert ops == sorted(
+        [
+            ("add", f"referral:{dict(referrals_by_id(out))['rv-0']}"),
+            ("add", f"referral:{overridden['referral_id']}"),
+            ("remove", f"referral:{overridden['referral_id']}"),
+        ]
+    ), "the superseded approval's bank entry is withdrawn"
+
+
+def referrals_by_id(out: dict[str, list[tuple[str, dict]]]) -> list[tuple[str, str]]:
+    return [(r["item_id"], r["referral_id"]) for _, r in out["referrals"]]

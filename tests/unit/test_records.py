@@ -206,8 +206,12 @@ def test_decisions_parse_and_match_their_schema() -> None:
         "labels": ["threat"],
     }
     Draft202012Validator(load_schema("decision"), format_checker=FormatChecker()).validate(raw)
-    first = parse_decision(json.dumps(raw).encode(), labels=LABELS, default_decided_at="2026-11-20T09:14:04.000Z")
-    again = parse_decision(json.dumps(raw).encode(), labels=LABELS, default_decided_at="2026-11-20T09:14:04.000Z")
+    first = parse_decision(
+        json.dumps(raw).encode(), labels=LABELS, default_decided_at="2026-11-20T09:14:04.000Z"
+    )
+    again = parse_decision(
+        json.dumps(raw).encode(), labels=LABELS, default_decided_at="2026-11-20T09:14:04.000Z"
+    )
     assert isinstance(first, Decision) and first.labels == ("threat",) and first == again
 
 
