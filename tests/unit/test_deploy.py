@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import tomllib
@@ -508,3 +509,146 @@ def test_k8s_scaledobject_scales_on_content_lag_up_to_the_partitions() -> None:
     assert meta["bootstrapServers"] == data["PROPWATCH_KAFKA_BOOTSTRAP"]
     assert int(meta["lagThreshold"]) > 0
     assert meta.get("allowIdleConsumers", "false") == "false"
+
+
+# --- Kafka ACLs: the Strimzi KafkaUsers and the operators' guide's kafka-acls.sh commands --------
+
+KAFKA_USERS = K8S / "kafka-users"
+OPERATORS_DOC = ROOT / "docs" / "operators.md"
+WORKER = "User:propwatch-worker"
+
+Grant = tuple[str, str, str, str, str]
+"""(principal, resource type, pattern type, resource name, operation), in Strimzi's spelling."""
+
+
+def _kafka_users() -> dict[str, dict[str, Any]]:
+    """Every KafkaUser of deploy/k8s/kafka-users by name (one object per file)."""
+    users: dict[str, dict[str, Any]] = {}
+    for path in sorted(KAFKA_USERS.glob("*.yaml")):
+        if path.name == "kustomization.yaml":
+            continue
+        documents = [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d]
+        assert len(documents) == 1, f"{path.name}: one object per file"
+        (user,) = documents
+        assert (user["apiVersion"], user["kind"]) == ("kafka.strimzi.io/v1beta2", "KafkaUser"), path.name
+        assert "namespace" not in user["metadata"], f"{path.name} sets a namespace"
+        assert user["metadata"]["labels"].get("strimzi.io/cluster"), f"{path.name}: no strimzi.io/cluster"
+        assert user["spec"]["authorization"]["type"] == "simple", path.name
+        users[user["metadata"]["name"]] = user
+    return users
+
+
+def _user_grants() -> set[Grant]:
+    grants = set()
+    for name, user in _kafka_users().items():
+        for rule in user["spec"]["authorization"]["acls"]:
+            assert rule.get("type", "allow") == "allow" and rule.get("host", "*") == "*", (name, rule)
+            resource = rule["resource"]
+            for operation in rule["operations"]:
+                pattern = resource.get("patternType", "literal")
+                grants.add((f"User:{name}", resource["type"], pattern, resource.get("name", ""), operation))
+    return grants
+
+
+def _documented_grants() -> set[Grant]:
+    """What the ``acl --allow-principal ...`` commands of docs/operators.md grant."""
+    text = OPERATORS_DOC.read_text(encoding="utf-8")
+    commands = re.findall(r"^acl --allow-principal.*?(?<!\\)$", text, flags=re.MULTILINE | re.DOTALL)
+    assert commands, "docs/operators.md: no kafka-acls.sh commands (acl --allow-principal ...)"
+    grants = set()
+    for command in commands:
+        args = shlex.split(command.replace("\\\n", " "))[1:]
+        options: dict[str, list[str]] = {}
+        for flag, value in zip(args[::2], args[1::2], strict=True):
+            options.setdefault(flag, []).append(value)
+        assert set(options) <= {
+            "--allow-principal",
+            "--operation",
+            "--topic",
+            "--group",
+            "--resource-pattern-type",
+        }
+        (principal,) = options["--allow-principal"]
+        pattern = {"literal": "literal", "prefixed": "prefix"}[
+            options.get("--resource-pattern-type", ["literal"])[0]
+        ]
+        resources = [("topic", t) for t in options.get("--topic", [])] + [
+            ("group", g) for g in options.get("--group", [])
+        ]
+        for kind, name in resources:
+            for operation in options["--operation"]:
+                grants.add((principal, kind, pattern, name, operation))
+    return grants
+
+
+def _allowed(grants: set[Grant], principal: str, kind: str, name: str, operation: str) -> bool:
+    """Whether ``grants`` let ``principal`` do ``operation`` on the resource ``kind``/``name``."""
+    return any(
+        p == principal
+        and k == kind
+        and op in (operation, "All")
+        and (n == "*" or (n == name if pattern == "literal" else name.startswith(n)))
+        for p, k, pattern, n, op in grants
+    )
+
+
+def test_kafka_users_are_the_documented_acls_and_all_in_their_kustomization() -> None:
+    assert _user_grants() == _documented_grants(), (
+        f"only in deploy/k8s/kafka-users: {sorted(_user_grants() - _documented_grants())}; "
+        f"only in docs/operators.md: {sorted(_documented_grants() - _user_grants())}"
+    )
+    kustomization = yaml.safe_load((KAFKA_USERS / "kustomization.yaml").read_text(encoding="utf-8"))
+    files = {p.name for p in KAFKA_USERS.glob("*.yaml")} - {"kustomization.yaml"}
+    assert set(kustomization["resources"]) == files
+    assert "namespace" not in kustomization, "KafkaUsers go where the Strimzi User Operator watches"
+
+
+def test_kafka_users_grant_least_privilege() -> None:
+    from streams.topics import CONTENT, DECISIONS, EXAMPLES, HASHBANK, OUTPUTS, REVIEW, TOPICS
+
+    manifests = _manifests()
+    data = manifests["ConfigMap"]["data"]
+    prefix, group = data["PROPWATCH_TOPIC_PREFIX"], data["PROPWATCH_GROUP_ID"]
+    grants = _user_grants()
+    topics = {prefix + spec.name for spec in TOPICS}
+    for principal, kind, pattern, name, operation in grants:
+        assert operation not in ("All", "IdempotentWrite", "Alter", "Delete"), (principal, operation)
+        assert kind in ("topic", "group") and name != "*", (principal, kind, name)
+        if kind == "topic" and pattern == "literal":
+            assert name in topics, f"{principal}: {name} is not a propwatch topic"
+        if operation in ("Read", "Write") and kind == "topic":
+            assert (principal, kind, pattern, name, "Describe") in grants, (principal, name)
+
+    def worker_can(operation: str) -> set[str]:
+        return {
+            spec.name for spec in TOPICS if _allowed(grants, WORKER, "topic", prefix + spec.name, operation)
+        }
+
+    assert worker_can("Read") == {spec.name for spec in (CONTENT, DECISIONS, HASHBANK, REVIEW)}
+    assert worker_can("Write") == {spec.name for spec in (*OUTPUTS, EXAMPLES, HASHBANK)}
+    assert worker_can("Create") == set(), "topics create runs as its own principal"
+    assert _allowed(grants, WORKER, "group", group, "Read"), "the worker's consumer group"
+    keda = manifests["ScaledObject"]["spec"]["triggers"][0]["metadata"]
+    assert _allowed(grants, "User:propwatch-keda", "group", keda["consumerGroup"], "Describe")
+    assert _allowed(grants, "User:propwatch-keda", "topic", keda["topic"], "Describe")
+    # operators read no content: it holds authors in clear
+    assert not _allowed(grants, "User:propwatch-operator", "topic", prefix + CONTENT.name, "Read")
+
+
+def test_only_the_intended_principals_can_write_what_causes_referrals() -> None:
+    """Whoever writes hashbank, decisions or review can cause referrals; content is untrusted
+    input from known producers; every other topic is the worker's alone."""
+    from streams.topics import TOPICS
+
+    prefix = _manifests()["ConfigMap"]["data"]["PROPWATCH_TOPIC_PREFIX"]
+    grants = _user_grants()
+    principals = {grant[0] for grant in grants}
+    expected = {
+        "hashbank": {WORKER, "User:propwatch-hashbank-admin"},
+        "decisions": {"User:propwatch-reviewers"},
+        "review": {WORKER},
+        "content": {"User:propwatch-producer"},
+    }
+    for spec in TOPICS:
+        writers = {p for p in principals if _allowed(grants, p, "topic", prefix + spec.name, "Write")}
+        assert writers == expected.get(spec.name, {WORKER}), f"who may write {spec.name}: {sorted(writers)}"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
@@ -57,3 +60,37 @@ def test_sasl_reaches_every_client_and_secrets_stay_hidden() -> None:
     assert credentials is not None and credentials.protocol.value == "SASL_SSL"
     assert "hunter2" not in repr(settings) and "hunter2" not in str(settings.model_dump())
     assert "hunter2" not in repr(credentials)
+
+
+def _readme_settings_rows() -> dict[str, str]:
+    """The README's settings table: ``{variable: default cell}``."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## Settings\n", 1)[1].split("\n## ", 1)[0]
+    rows = {}
+    for line in section.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) >= 3 and cells[0].startswith("`PROPWATCH_"):
+            rows[cells[0].strip("`")] = cells[1]
+    return rows
+
+
+def test_readme_settings_table_is_the_settings_object(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every setting has a row in the README and every row is a setting; a default written as one
+    literal (or ``unset``) is the default in force."""
+    rows = _readme_settings_rows()
+    fields = {f"PROPWATCH_{name.upper()}": name for name in Settings.model_fields}
+    assert set(rows) == set(fields), (
+        f"missing from the README: {sorted(set(fields) - set(rows))}; "
+        f"not settings: {sorted(set(rows) - set(fields))}"
+    )
+    for name in [k for k in os.environ if k.startswith("PROPWATCH_")]:
+        monkeypatch.delenv(name)
+    defaults = Settings()
+    for variable, cell in rows.items():
+        field = fields[variable]
+        if cell == "unset":
+            assert getattr(defaults, field) is None, variable
+        elif cell.startswith("`") and cell.endswith("`") and cell.count("`") == 2:
+            monkeypatch.setenv(variable, cell.strip("`"))
+            assert getattr(Settings(), field) == getattr(defaults, field), f"{variable}: README says {cell}"
+            monkeypatch.delenv(variable)
