@@ -19,13 +19,11 @@ from streams.followers import TopicFollower, Warden
 from streams.hashbank import HashBank, load_bank_file
 from streams.metrics import AGENTS, Metrics
 from streams.records import ErrorCode, utc_now
-from streams.review import DecisionLog, DecisionProcessor, ReviewQueue, close_decided
+from streams.review import DecisionLog, DecisionProcessor, ReviewQueue
 from streams.settings import Settings
 from streams.topics import CONTENT, DECISIONS, HASHBANK, REVIEW, TOPICS, TopicSpec
 
 PROBE_INTERVAL_S = 2.0
-CLOSE_INTERVAL_S = 300.0
-"""How often decided reviews past the retention are dropped from memory."""
 
 
 class BrokerProbe:
@@ -169,6 +167,7 @@ def create_pipeline(
             decision_log.apply,
             invalid_code=ErrorCode.INVALID_DECISION,
             metrics=metrics,
+            partitions=DECISIONS.partitions,
         ),
     }
     fatal = Fatal()
@@ -214,6 +213,7 @@ def create_pipeline(
         actor=actor,
         learn=settings.hashbank_learn,
         max_message_bytes=settings.max_message_bytes,
+        retention_s=settings.decided_review_retention_h * 3600,
     )
     install_agent(
         app,
@@ -243,10 +243,6 @@ def create_pipeline(
                 await send_all(topics, outputs)
                 count_delivered(metrics, outputs)
                 warden.sent([key for key, _ in due])
-
-        @app.timer(CLOSE_INTERVAL_S)
-        async def close_decided_reviews() -> None:
-            close_decided(reviews, decision_log, settings.decided_review_retention_h * 3600)
 
     metrics.model.info({"name": classifier.name, "revision": classifier.revision})
     if shadow is not None:

@@ -164,7 +164,7 @@ def _produce(
     settings: Settings, items: Sequence[tuple[str, str]], rate: float | None = None
 ) -> dict[str, float]:
     """Send ``items``, as fast as possible or at ``rate`` items/s; returns each id's send time."""
-    producer = KafkaProducer(linger_ms=2, **settings.kafka_python_config())
+    producer = KafkaProducer(linger_ms=2, **settings.kafka_python_producer_config())
     sent: dict[str, float] = {}
     started = time.monotonic()
     for index, (item_id, text) in enumerate(items):

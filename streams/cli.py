@@ -64,7 +64,8 @@ def cmd_topics_create(args: argparse.Namespace) -> int:
     settings = _settings()
     partitions = {settings.topic(spec.name): spec.partitions or settings.partitions for spec in TOPICS}
     for topic, state in create_topics(settings).items():
-        print(f"{topic}\t{state}\t{partitions[topic]} partitions")
+        count = partitions[topic]
+        print(f"{topic}\t{state}\t{count} partition{'' if count == 1 else 's'}")
     return 0
 
 
@@ -106,10 +107,10 @@ def cmd_produce(args: argparse.Namespace) -> int:
         print(f"sent {report.sent}, rejected {report.rejected}" + (f" ({detail})" if detail else ""))
     else:
         print(
-            f"sent {report.sent}, rejected 0; {report.invalid} invalid will reach "
+            f"sent {report.sent}, rejected {report.rejected}; {report.invalid} invalid will reach "
             f"{settings.topic('dlq')}" + (f" ({detail})" if detail else "")
         )
-    return 1 if args.strict and report.rejected else 0
+    return 1 if report.rejected else 0
 
 
 def cmd_consume(args: argparse.Namespace) -> int:

@@ -70,6 +70,7 @@ class TopicFollower:
         *,
         invalid_code: ErrorCode,
         metrics: Metrics,
+        partitions: int | None = None,
     ) -> None:
         self.settings = settings
         self.short_name = short_name
@@ -77,6 +78,8 @@ class TopicFollower:
         self.apply = apply
         self.invalid_code = invalid_code
         self.metrics = metrics
+        self.partitions = partitions
+        """The partition count the topic must have (the decisions topic: one); else an error is logged."""
         self.ready = asyncio.Event()
         """Set once everything the topic held when the worker started has been applied."""
         self.invalid: deque[Invalid] = deque(maxlen=INVALID_KEPT)
@@ -181,6 +184,14 @@ class TopicFollower:
         partitions = consumer.partitions_for_topic(self.topic)
         if not partitions:
             raise LookupError(f"topic {self.topic} does not exist (run `propwatch topics create`)")
+        if self.partitions is not None and len(partitions) != self.partitions:
+            log.error(
+                "%s has %d partitions, not %d: the order of its records across partitions is not "
+                "defined (recreate it; `propwatch topics create` makes it so)",
+                self.topic,
+                len(partitions),
+                self.partitions,
+            )
         return set(partitions)
 
     def _apply(self, record: Followed) -> None:

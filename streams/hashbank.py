@@ -649,7 +649,7 @@ def publish_records(settings: Settings, records: Iterable[dict[str, Any]]) -> in
     acknowledged by all in-sync replicas and return how many were sent."""
     from kafka import KafkaProducer
 
-    producer = KafkaProducer(acks="all", **settings.kafka_python_config())
+    producer = KafkaProducer(acks="all", **settings.kafka_python_producer_config())
     topic = settings.topic("hashbank")
     try:
         futures = [

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import MessageSizeTooLargeError
 
 from streams.records import ContentItem, parse_item
 from streams.settings import Settings
@@ -32,10 +33,11 @@ def produce_lines(
     """Send JSON Lines to the content topic, keyed by item id when one can be read.
 
     Invalid lines are sent too (the worker dead-letters them, so nothing is lost) unless
-    ``strict``, which rejects them here instead. Blank lines are skipped.
+    ``strict``, which rejects them here instead. A line larger than a produce request can take
+    (``max_message_bytes``) is rejected here whatever ``strict`` says. Blank lines are skipped.
     """
     report = ProduceReport()
-    producer = KafkaProducer(acks="all", linger_ms=5, **settings.kafka_python_config())
+    producer = KafkaProducer(acks="all", linger_ms=5, **settings.kafka_python_producer_config())
     topic = settings.topic(CONTENT.name)
     try:
         for number, line in enumerate(lines, 1):
@@ -56,7 +58,14 @@ def produce_lines(
                     if on_reject:
                         on_reject(number, f"{parsed.code}: {parsed.message}")
                     continue
-            producer.send(topic, key=key, value=raw)
+            try:
+                producer.send(topic, key=key, value=raw)
+            except MessageSizeTooLargeError:  # no broker takes it: nothing could dead-letter it
+                report.rejected += 1
+                report.reasons["too_large"] = report.reasons.get("too_large", 0) + 1
+                if on_reject:
+                    on_reject(number, f"too_large: {len(raw)} bytes, over PROPWATCH_MAX_MESSAGE_BYTES")
+                continue
             report.sent += 1
         producer.flush()
     finally:

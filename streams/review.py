@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,6 +69,8 @@ from streams.topics import CLEARED, EXAMPLES, HASHBANK, REFERRALS
 
 log = logging.getLogger(__name__)
 
+CLOSE_EVERY_S = 60.0
+"""Decided reviews past the retention are looked for at most this often."""
 FOLLOW_WAIT_S = 10.0
 """How long a batch waits at a time for the review and decisions topics to be read far enough
 (it waits again, logging, for as long as it takes: the stall metric shows the wait)."""
@@ -104,11 +106,12 @@ class ReviewQueue:
     def get(self, review_id: str) -> dict[str, Any] | None:
         return self.records.get(review_id)
 
-    def close(self, log_: DecisionLog, *, now: float, retention_s: float) -> int:
-        """Drop the reviews whose decision in force is older than ``retention_s``; how many."""
+    def close(self, log_: DecisionLog, *, now: float, retention_s: float, before: Mapping[int, int]) -> int:
+        """Drop the reviews whose decision in force is older than ``retention_s``; how many. Only
+        decisions already applied count: those before ``before`` (partition: offset) in the log."""
         dropped = 0
         for review_id, review in list(self.records.items()):
-            logged = log_.all(review_id)
+            logged = [e for e in log_.all(review_id) if e.offset < before.get(e.partition, 0)]
             current = in_force(review, [entry.decision for entry in logged])
             latest = max((entry.timestamp or now for entry in logged), default=now)
             if current is not None and latest < now - retention_s:
@@ -199,6 +202,7 @@ class DecisionProcessor:
         actor: str,
         learn: bool,
         max_message_bytes: int,
+        retention_s: float = 7 * 24 * 3600,
     ) -> None:
         self.reviews = reviews
         self.log = decision_log
@@ -209,6 +213,8 @@ class DecisionProcessor:
         self.actor = actor
         self.learn = learn
         self.max_message_bytes = max_message_bytes
+        self.retention_s = retention_s
+        self._closed_at = 0.0
 
     async def process(self, messages: Sequence[Message]) -> list[Output]:
         """The records of every decision message, in order. Never raises."""
@@ -226,6 +232,10 @@ class DecisionProcessor:
             except Exception as exc:
                 decisions.append(internal_error(self.metrics, Stage.REVIEW, exc))
         await self._read_far_enough(messages, decisions)
+        first: dict[int, int] = {}
+        for message in messages:
+            first.setdefault(message.source.partition, message.source.offset)
+        self._close_decided(first)
         outputs: list[Output] = []
         for message, decision in zip(messages, decisions, strict=True):
             try:
@@ -304,6 +314,17 @@ class DecisionProcessor:
             )
             return self._refuse(ErrorCode.ALREADY_DECIDED, reason, decision, message, received_at)
         return self._decide(review, decision, current)
+
+    def _close_decided(self, before: Mapping[int, int]) -> None:
+        """Drop decided reviews past the retention, at most once a minute, counting the decisions
+        before this batch (already applied); before deciding, so that a worker that has just
+        started refuses late changes as the one before it did."""
+        now = time.time()
+        if now - self._closed_at >= CLOSE_EVERY_S:
+            self._closed_at = now
+            dropped = self.reviews.close(self.log, now=now, retention_s=self.retention_s, before=before)
+            if dropped:
+                log.info("closed %d decided reviews past the retention", dropped)
 
     def _refuse(
         self, code: ErrorCode, reason: str, decision: Decision, message: Message, received_at: str
@@ -384,10 +405,3 @@ class DecisionProcessor:
 def _basis(review: dict[str, Any], decision: Decision) -> str:
     """What a review's referral id follows from: the review and the decision."""
     return f"review\n{review['review_id']}\n{decision.decision_id}"
-
-
-def close_decided(reviews: ReviewQueue, decision_log: DecisionLog, retention_s: float) -> None:
-    """Drop decided reviews past the retention (a worker's timer)."""
-    dropped = reviews.close(decision_log, now=time.time(), retention_s=retention_s)
-    if dropped:
-        log.info("closed %d decided reviews", dropped)

@@ -239,6 +239,10 @@ class Settings(BaseSettings):
             )
         return context
 
+    def kafka_python_producer_config(self) -> dict[str, object]:
+        """:meth:`kafka_python_config` for a producer: requests up to ``max_message_bytes``."""
+        return {**self.kafka_python_config(), "max_request_size": self.max_message_bytes}
+
     def kafka_python_config(self) -> dict[str, object]:
         """Connection options for kafka-python clients (admin, CLI producer and consumer); aiokafka
         takes the same (the worker's readers of the hashbank and review topics)."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
 
 import pytest
@@ -17,7 +18,7 @@ from streams.metrics import Metrics
 from streams.records import ModelRef, SourcePosition, check_review, encode, parse_item, review_record, subject
 from streams.review import DecisionLog, DecisionProcessor, ReviewQueue
 
-NOW = 1_764_000_000.0
+NOW = time.time()
 MODEL = ModelRef("scripted", "1")
 
 
@@ -230,8 +231,9 @@ def test_decided_reviews_close_after_the_retention_and_stay_decided() -> None:
     rv = review()
     desk = Desk(rv, review("rv-2"))
     desk.send(decision(rv, decision_id="d1"))
-    assert desk.queue.close(desk.log, now=NOW + 10, retention_s=3600) == 0
-    assert desk.queue.close(desk.log, now=NOW + 7200, retention_s=3600) == 1
+    assert desk.queue.close(desk.log, now=NOW + 10, retention_s=3600, before={0: 1}) == 0
+    assert desk.queue.close(desk.log, now=NOW + 7200, retention_s=3600, before={0: 0}) == 0, "not yet applied"
+    assert desk.queue.close(desk.log, now=NOW + 7200, retention_s=3600, before={0: 1}) == 1
     assert rv["review_id"] not in desk.queue.records and len(desk.queue.records) == 1, "the pending one stays"
     assert desk.send(decision(rv, decision_id="d1")) == []
     assert code(desk.send(decision(rv, "reject", supersedes="d1"))) == "already_decided"
