@@ -269,6 +269,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     from kafka.errors import KafkaError
 
+    from streams.io import json_line
     from streams.report import TOPICS, build_report, format_markdown, read_topics, rfc3339
 
     if args.since is not None and args.until is not None and args.since >= args.until:
@@ -285,7 +286,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     report = build_report(
         records, args.since, args.until, unreadable=unreadable, generated_at=datetime.now(UTC)
     )
-    document = json.dumps(report.as_json(), indent=2, ensure_ascii=False) + "\n"
+    document = json_line(report.as_json()) + "\n"
     if args.out:
         markdown_path, json_path = Path(f"{args.out}.md"), Path(f"{args.out}.json")
         markdown_path.write_text(format_markdown(report), encoding="utf-8")

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from streams.records import ContentItem, parse_item
+from streams.safejson import encode, for_terminal
 from streams.settings import Settings
 from streams.topics import CONTENT
 
@@ -62,6 +63,14 @@ def produce_lines(
     finally:
         producer.close()
     return report
+
+
+def json_line(value: object) -> str:
+    """``value`` as one line of JSON that is safe to print: :func:`streams.safejson.encode` (never
+    NaN, never a lone surrogate), with the characters that could drive or reorder a terminal
+    (C1 controls, bidirectional overrides; JSON already escapes C0 controls) written as ``\\uXXXX``
+    escapes. Those only occur inside strings, so the line is still JSON with the same value."""
+    return for_terminal(encode(value).decode("utf-8"))
 
 
 def read_lines(path: str) -> Iterator[bytes]:
