@@ -42,6 +42,9 @@ TOPICS: tuple[str, ...] = ("referrals", "cleared", "review", "dlq", "decisions")
 DECIDED_BY: tuple[str, ...] = tuple(str(route) for route in DecidedBy)
 UNKNOWN = "unknown"
 """What a missing or empty platform, language, model or code is counted as."""
+EARLIEST_OBSERVED_AT = datetime(1990, 1, 1, tzinfo=UTC)
+"""No content propwatch sees was captured before this: an earlier ``observed_at`` is a producer's
+error (a default of year 1, seconds read as milliseconds), not a time to measure from."""
 CELL_CHARS = 80
 """Longest value a Markdown table cell shows; longer ones are cut and end with an ellipsis."""
 
@@ -238,7 +241,9 @@ class Rate:
 
 @dataclass(frozen=True)
 class Latency:
-    """Seconds from ``observed_at`` to ``classified_at`` over referrals that carry both."""
+    """Seconds from ``observed_at`` to ``classified_at`` over referrals that carry both, where
+    ``observed_at`` is a plausible capture time: not before :data:`EARLIEST_OBSERVED_AT` and not
+    after the referral."""
 
     count: int
     median_s: float | None
@@ -289,7 +294,11 @@ class Shadow:
 class TopicInput:
     """What happened to one topic's records: ``read`` = ``invalid`` + ``undated`` +
     ``out_of_period`` + ``duplicates`` + ``in_period``; ``unreadable`` (what
-    :func:`parse_record` refuses) comes from the reader and is not part of ``read``."""
+    :func:`parse_record` refuses) comes from the reader and is not part of ``read``.
+    ``implausible_observed_at`` (referrals only) is the part of ``in_period`` that has an
+    ``observed_at`` but not a plausible one (not a timestamp, before
+    :data:`EARLIEST_OBSERVED_AT`, or after the referral): counted everywhere but left out of the
+    time to referral."""
 
     read: int = 0
     unreadable: int = 0
@@ -298,6 +307,7 @@ class TopicInput:
     out_of_period: int = 0
     duplicates: int = 0
     in_period: int = 0
+    implausible_observed_at: int = 0
 
 
 @dataclass(frozen=True)
@@ -343,7 +353,9 @@ class Report:
         - ``verdicts``: ``by_platform`` and ``by_lang``, each ``{verdicts, referrals, cleared,
           referral_rate}`` with verdicts = referrals + cleared.
         - ``time_to_referral``: ``count``, ``median_s``, ``p90_s`` of classified_at - observed_at
-          in seconds over referrals with an ``observed_at``; ``by_decided_by`` the same per route.
+          in seconds over referrals whose ``observed_at`` is a plausible capture time (from
+          1990-01-01T00:00:00Z to the referral); ``by_decided_by`` the same per route. Referrals
+          with another ``observed_at`` are counted in ``input.referrals.implausible_observed_at``.
         - ``review``: ``queued``, ``approved``, ``rejected``, ``pending``, ``decisions_received``
           (``total``, ``approve``, ``reject``, ``other``).
         - ``known_content``: ``matches`` (referrals decided by the hash bank), ``by_type``
@@ -353,7 +365,8 @@ class Report:
           ``shadow_flag_rate``, ``live_flagged`` / ``live_flag_rate`` (the same items referred by
           the live model), ``agreed`` / ``agreement_rate``; ``{}`` when no record has a shadow.
         - ``input``: per topic ``read``, ``unreadable``, ``invalid``, ``undated``,
-          ``out_of_period``, ``duplicates``, ``in_period`` (see :class:`TopicInput`).
+          ``out_of_period``, ``duplicates``, ``in_period``, ``implausible_observed_at`` (see
+          :class:`TopicInput`).
         """
         return {
             "report_version": REPORT_VERSION,
@@ -426,6 +439,7 @@ class Report:
                     "out_of_period": t.out_of_period,
                     "duplicates": t.duplicates,
                     "in_period": t.in_period,
+                    "implausible_observed_at": t.implausible_observed_at,
                 }
                 for topic, t in self.input.items()
             },
@@ -673,6 +687,7 @@ def build_report(
     dead = [e for e in topics["dlq"].entries.values() if in_period(e)]
     decisions = [e for e in topics["decisions"].entries.values() if in_period(e)]
 
+    latencies, implausible_observed_at = _latencies(referrals)
     inputs = {}
     for name, prepared in topics.items():
         in_range = sum(1 for e in prepared.entries.values() if in_period(e))
@@ -684,6 +699,7 @@ def build_report(
             out_of_period=prepared.counts["out_of_period"] + len(prepared.entries) - in_range,
             duplicates=prepared.counts["duplicates"],
             in_period=in_range,
+            implausible_observed_at=implausible_observed_at if name == "referrals" else 0,
         )
 
     verdicts = [*referrals, *cleared, *pending]
@@ -702,7 +718,7 @@ def build_report(
         **_referral_figures(referrals),
         verdicts_by_platform=_rates(referrals, cleared, "platform"),
         verdicts_by_lang=_rates(referrals, cleared, "lang"),
-        **_latencies(referrals),
+        **latencies,
         review=_review(referrals, cleared, reviews, pending, decisions),
         known_content_by_type=_with_keys(
             Counter(
@@ -752,16 +768,26 @@ def _rates(referrals: Sequence[_Entry], cleared: Sequence[_Entry], name: str) ->
     }
 
 
-def _latencies(referrals: Sequence[_Entry]) -> dict[str, Any]:
+def _latencies(referrals: Sequence[_Entry]) -> tuple[dict[str, Any], int]:
+    """The time to referral, overall and per route, and how many dated referrals carry an
+    ``observed_at`` that is not a plausible capture time (one record with year 1 would otherwise
+    move the median by two thousand years)."""
     seconds: dict[str, list[float]] = {route: [] for route in DECIDED_BY}
+    implausible = 0
     for entry in referrals:
-        observed = _time(entry.record.get("observed_at"))
-        if observed is not None and entry.at is not None:
-            seconds.setdefault(_decided_by(entry.record), []).append((entry.at - observed).total_seconds())
-    return {
+        value = entry.record.get("observed_at")
+        if value is None or entry.at is None:
+            continue
+        observed = _time(value)
+        if observed is None or not EARLIEST_OBSERVED_AT <= observed <= entry.at:
+            implausible += 1
+            continue
+        seconds.setdefault(_decided_by(entry.record), []).append((entry.at - observed).total_seconds())
+    figures = {
         "time_to_referral": Latency.of([s for values in seconds.values() for s in values]),
         "time_to_referral_by_decided_by": {route: Latency.of(values) for route, values in seconds.items()},
     }
+    return figures, implausible
 
 
 def _review(
@@ -935,7 +961,10 @@ def format_markdown(report: Report) -> str:
         "## Time from observation to referral",
         "",
         "From when the content was observed (observed_at) to the referral (classified_at), over referrals "
-        "that say when their content was observed; the review route includes the time a person took.",
+        "that say when their content was observed; the review route includes the time a person took. "
+        f"{report.input['referrals'].implausible_observed_at} referrals with an observed_at that is not a "
+        f"plausible capture time (not a timestamp, before {rfc3339(EARLIEST_OBSERVED_AT)} or after the "
+        "referral) are not timed.",
         "",
         *_table(
             ("Decided by", "Referrals timed", "Median", "90th percentile"),

@@ -1,5 +1,5 @@
-"""The transparency report on whatever a producer can put on its topics: it never raises, and
-its Markdown cannot be driven by the data."""
+"""The transparency report on whatever a producer can put on its topics: it never raises, its
+Markdown cannot be driven by the data, and implausible capture times do not skew its figures."""
 
 from __future__ import annotations
 
@@ -95,6 +95,9 @@ def check(report: Report) -> tuple[str, str]:
     for topic in data["input"].values():
         parts = ("invalid", "undated", "out_of_period", "duplicates", "in_period")
         assert topic["read"] == sum(topic[k] for k in parts)
+        assert 0 <= topic["implausible_observed_at"] <= topic["in_period"]
+    latency = data["time_to_referral"]
+    assert latency["median_s"] is None or 0 <= latency["median_s"] <= latency["p90_s"]
     return markdown, document
 
 
@@ -311,6 +314,27 @@ def test_markdown_and_html_in_every_kind_of_key_are_escaped() -> None:
     markdown, _ = check(report)
     escaped = "\\`x\\` \\[a\\](https://example.test) !\\[p\\](https://example.test/p.png) &lt;b&gt;&amp;"
     assert markdown.count(escaped) >= 4, "decision route, model, error code, shadow model"
+
+
+def test_observed_at_in_year_1_is_not_timed_but_counted() -> None:
+    records = [
+        referral("a", observed_at=at(10, 11, 59, 30), classified_at=at(10, 12)),
+        referral("year-1", observed_at="0001-01-01T00:00:00Z", classified_at=at(10, 12)),
+        referral("1989", observed_at="1989-12-31T23:59:59Z", classified_at=at(10, 12)),
+        referral("after", observed_at=at(10, 13), classified_at=at(10, 12)),
+        referral("overflow", observed_at="0001-01-01T00:00:00+23:59", classified_at=at(10, 12)),
+        referral("not-a-time", observed_at="yesterday", classified_at=at(10, 12)),
+        {**referral("wrong-type"), "observed_at": 1_700_000_000},
+        referral("1990", observed_at="1990-01-01T00:00:00Z", classified_at=at(10, 12)),
+        referral("unobserved"),
+    ]
+    report = build_report({"referrals": records})
+    assert report.time_to_referral.count == 2
+    assert report.input["referrals"].implausible_observed_at == 6
+    assert report.input["referrals"].in_period == 9
+    markdown, document = check(report)
+    assert json.loads(document)["input"]["referrals"]["implausible_observed_at"] == 6
+    assert "6 referrals with an observed_at that is not a plausible capture time" in markdown
 
 
 def test_verdict_times_that_overflow_in_utc_count_as_undated() -> None:
