@@ -108,13 +108,15 @@ def cmd_produce(args: argparse.Namespace) -> int:
 
 
 def cmd_consume(args: argparse.Namespace) -> int:
-    from streams.io import consume
+    from streams.io import consume, consumed_line
 
     settings = _settings()
     topic = args.topic if "." in args.topic else settings.topic(args.topic)
     try:
         for _, value in consume(settings, [topic], max_records=args.max, timeout_s=args.timeout):
-            print(json.dumps(value, ensure_ascii=False), flush=True)
+            # JSON Lines are UTF-8 whatever the locale: bytes, so no character can fail to encode.
+            sys.stdout.buffer.write(consumed_line(value).encode("utf-8") + b"\n")
+            sys.stdout.buffer.flush()
     except LookupError as exc:
         print(f"propwatch consume: {exc}", file=sys.stderr)
         return 1
