@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
-import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from pydantic import ValidationError
@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from classifiers.base import Classifier, LabelMappingError
 from classifiers.default_model import ModelNotBuiltError
 from classifiers.registry import UnknownBackendError
+from streams.children import Stopped, stopped_on_signals
 from streams.settings import Settings
 
 EXIT_USAGE = 2
@@ -42,20 +43,32 @@ def _settings() -> Settings:
         raise SystemExit(f"propwatch: invalid settings:\n{exc}") from exc
 
 
+def _starts_children(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """For a command that starts child processes (broker, workers): SIGTERM stops it as Ctrl-C
+    does, no child outlives it, and it exits 130 after SIGINT, 143 after SIGTERM (see
+    :func:`streams.children.stopped_on_signals`)."""
+
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            with stopped_on_signals():
+                return command(args)
+        except Stopped as stop:
+            print(f"propwatch {args.command}: stopped by {stop}", file=sys.stderr)
+            return stop.exit_code
+
+    return run
+
+
+@_starts_children
 def cmd_broker(args: argparse.Namespace) -> int:
     from streams.broker import EmbeddedBroker
 
-    broker = EmbeddedBroker(port=args.port, host=args.host).start()
-    print(f"embedded broker (Tansu, memory storage) at {broker.bootstrap}", flush=True)
-    print(f"export PROPWATCH_KAFKA_BOOTSTRAP={broker.bootstrap}   # Ctrl-C stops it", flush=True)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    try:
+    with EmbeddedBroker(port=args.port, host=args.host) as broker:
+        print(f"embedded broker (Tansu, memory storage) at {broker.bootstrap}", flush=True)
+        print(f"export PROPWATCH_KAFKA_BOOTSTRAP={broker.bootstrap}   # Ctrl-C stops it", flush=True)
         assert broker.process is not None
         return broker.process.wait()
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        broker.stop()
 
 
 def cmd_topics_create(args: argparse.Namespace) -> int:
@@ -160,6 +173,7 @@ def _publish_bank_records(action: str, records: list[dict[str, object]]) -> int:
     return 0
 
 
+@_starts_children
 def cmd_demo(args: argparse.Namespace) -> int:
     from streams.demo import run_demo
 
@@ -222,6 +236,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+@_starts_children
 def cmd_bench(args: argparse.Namespace) -> int:
     from pathlib import Path
 
