@@ -64,12 +64,21 @@ def produce_lines(
     return report
 
 
+_LINE_BREAKS = str.maketrans({"\n": "\\u000a", "\t": "\\u0009", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
+def one_line(text: str) -> str:
+    """``text`` as one line that cannot drive or reorder a terminal: :func:`for_terminal`, and
+    newline, tab and the Unicode line and paragraph separators (``str.splitlines`` and some
+    viewers break lines there) as ``\\uXXXX`` too."""
+    return for_terminal(text).translate(_LINE_BREAKS)
+
+
 def json_line(value: object) -> str:
     """``value`` as one line of JSON that is safe to print: :func:`streams.safejson.encode` (never
-    NaN, never a lone surrogate), with the characters that could drive or reorder a terminal
-    (C1 controls, bidirectional overrides; JSON already escapes C0 controls) written as ``\\uXXXX``
-    escapes. Those only occur inside strings, so the line is still JSON with the same value."""
-    return for_terminal(encode(value).decode("utf-8"))
+    NaN, never a lone surrogate) through :func:`one_line`. What that rewrites occurs only inside
+    strings, as ``\\uXXXX`` escapes, so the line is still JSON with the same value."""
+    return one_line(encode(value).decode("utf-8"))
 
 
 def read_lines(path: str) -> Iterator[bytes]:

@@ -31,8 +31,9 @@ from kafka import KafkaConsumer, TopicPartition
 
 from classifiers.base import LABELS
 from streams.hashbank import MATCH_TYPES
+from streams.io import one_line
 from streams.records import DECISIONS, DecidedBy, parse_rfc3339
-from streams.safejson import NotJson, for_terminal, json_type, parse_object
+from streams.safejson import NotJson, json_type, parse_object
 from streams.settings import Settings
 
 REPORT_VERSION = 1
@@ -839,16 +840,16 @@ def _shadow(final: Iterable[_Entry]) -> dict[str, Shadow]:
 
 def _cell(value: object) -> str:
     """``value`` as one table cell, safe whatever a producer wrote into it: cut to
-    :data:`CELL_CHARS` characters; control characters (newline and tab too: a row is one line),
-    bidirectional overrides and lone surrogates written as ``\\uXXXX``, so that neither a terminal
-    nor a page is driven or reordered by them; ``\\ | ` [ ]`` escaped, so that no value ends the
-    row, opens code or makes a link or remote image; ``& < >`` as HTML entities, so that a page
-    rendering the Markdown shows any HTML as text. Emphasis (``* _ ~``) is left: it hides nothing."""
+    :data:`CELL_CHARS` characters; control characters, line breaks (a row is one line),
+    bidirectional overrides and lone surrogates written as ``\\uXXXX`` (:func:`one_line`), so
+    that neither a terminal nor a page is driven or reordered by them; ``\\ | ` [ ]`` escaped,
+    so that no value ends the row, opens code or makes a link or remote image; ``& < >`` as HTML
+    entities, so that a page rendering the Markdown shows any HTML as text. Emphasis (``* _ ~``)
+    is left: it hides nothing."""
     text = str(value)
     if len(text) > CELL_CHARS:
         text = text[: CELL_CHARS - 1] + "\u2026"
-    text = for_terminal(text).replace("\n", "\\u000a").replace("\t", "\\u0009")
-    return html.escape(_MARKDOWN_SPECIAL.sub(r"\\\g<0>", text), quote=False)
+    return html.escape(_MARKDOWN_SPECIAL.sub(r"\\\g<0>", one_line(text)), quote=False)
 
 
 def _table(headers: Sequence[str], rows: Iterable[Sequence[object]], text: Sequence[int] = (0,)) -> list[str]:

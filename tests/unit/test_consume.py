@@ -21,7 +21,7 @@ from tests import hostile
 def check(raw: bytes | None) -> object:
     """The printed line of ``raw``, asserted to be one safe line of JSON; returns its value."""
     line = consumed_line(raw)
-    assert "\n" not in line and "\r" not in line
+    assert line.splitlines() == [line] and "\n" not in line
     assert for_terminal(line) == line, "nothing that drives or reorders a terminal"
     line.encode("utf-8")  # no lone surrogate
     return json.loads(line)
@@ -60,9 +60,9 @@ def test_each_value_is_shown_as_its_json_or_its_text(raw: bytes | None, shown: o
     assert check(raw) == shown
 
 
-def test_controls_and_bidi_overrides_are_escaped_on_the_line() -> None:
-    line = consumed_line(b'{"lang": "\\u001b[31m\\u009b\\u202e"}')
-    assert line == '{"lang":"\\u001b[31m\\u009b\\u202e"}'
+def test_controls_bidi_overrides_and_line_separators_are_escaped_on_the_line() -> None:
+    line = consumed_line(b'{"lang": "\\u001b[31m\\u009b\\u202e", "text": "a\xe2\x80\xa8b\\n"}')
+    assert line == '{"lang":"\\u001b[31m\\u009b\\u202e","text":"a\\u2028b\\n"}'
 
 
 @settings(max_examples=500, deadline=None)
