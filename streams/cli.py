@@ -43,6 +43,13 @@ def _settings() -> Settings:
         raise SystemExit(f"propwatch: invalid settings:\n{exc}") from exc
 
 
+def _write(text: str) -> None:
+    """``text`` to standard output as UTF-8, whatever the locale: records and reports are UTF-8,
+    and no character a producer chose may fail to encode on the way out."""
+    sys.stdout.buffer.write(text.encode("utf-8"))
+    sys.stdout.buffer.flush()
+
+
 def _starts_children(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
     """For a command that starts child processes (broker, workers): SIGTERM stops it as Ctrl-C
     does, no child outlives it, and it exits 130 after SIGINT, 143 after SIGTERM (see
@@ -127,9 +134,7 @@ def cmd_consume(args: argparse.Namespace) -> int:
     topic = args.topic if "." in args.topic else settings.topic(args.topic)
     try:
         for _, value in consume(settings, [topic], max_records=args.max, timeout_s=args.timeout):
-            # JSON Lines are UTF-8 whatever the locale: bytes, so no character can fail to encode.
-            sys.stdout.buffer.write(consumed_line(value).encode("utf-8") + b"\n")
-            sys.stdout.buffer.flush()
+            _write(consumed_line(value) + "\n")
     except LookupError as exc:
         print(f"propwatch consume: {exc}", file=sys.stderr)
         return 1
@@ -310,7 +315,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         json_path.write_text(document, encoding="utf-8")
         print(f"wrote {markdown_path} and {json_path}")
     else:
-        sys.stdout.write(document if args.json else format_markdown(report))
+        _write(document if args.json else format_markdown(report))
     return 0
 
 

@@ -3,8 +3,10 @@ Markdown cannot be driven by the data, and implausible capture times do not skew
 
 from __future__ import annotations
 
+import io
 import json
 import re
+import sys
 from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
@@ -14,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from classifiers.base import LABELS
+from streams.cli import main
 from streams.hashbank import MATCH_TYPES
 from streams.io import json_line
 from streams.records import DECISIONS
@@ -291,6 +294,25 @@ def test_lang_with_an_escape_sequence_cannot_drive_the_terminal() -> None:
     assert "\x1b" not in markdown and "| en\\\\u001b\\[31m\\\\u202e\\\\u2028 | 1 |" in markdown
     assert not {"\x1b", "\u202e", "\u2028"} & set(document)
     assert json.loads(document)["referrals"]["by_lang"] == {"en\x1b[31m\u202e\u2028": 1}
+
+
+@pytest.mark.parametrize("as_json", [True, False], ids=["json", "markdown"])
+def test_the_command_prints_any_report_whatever_the_locale(
+    monkeypatch: pytest.MonkeyPatch, as_json: bool
+) -> None:
+    import streams.report
+
+    def fake_read(settings: object, names: object, *, unreadable: dict[str, int]) -> dict[str, list[Any]]:
+        return {"referrals": [referral("a", platform="\u6f22\u5b57\u202e", lang="\x1b[31m")]}
+
+    monkeypatch.setattr(streams.report, "read_topics", fake_read)
+    stdout = io.TextIOWrapper(io.BytesIO(), encoding="ascii")  # as under LANG=C without coercion
+    monkeypatch.setattr(sys, "stdout", stdout)
+    assert main(["report", *(["--json"] if as_json else [])]) == 0
+    printed = stdout.buffer.getvalue().decode("utf-8")
+    assert "\u6f22\u5b57" in printed and "\x1b" not in printed and "\u202e" not in printed
+    if as_json:
+        assert json.loads(printed)["referrals"]["by_platform"] == {"\u6f22\u5b57\u202e": 1}
 
 
 def test_long_values_are_cut_in_markdown_only() -> None:
