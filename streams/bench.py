@@ -28,11 +28,12 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from classifiers.base import Classifier
 from classifiers.corpus import seed_examples
+from streams import children
 from streams.broker import EmbeddedBroker, free_port
 from streams.report import read_topics
 from streams.settings import Settings
 from streams.topics import CONTENT, OUTPUTS, REFERRALS, create_topics
-from streams.worker_process import WorkerProcess, terminate
+from streams.worker_process import WorkerProcess
 
 BATCH_SIZES = (8, 16, 32, 64)
 
@@ -366,19 +367,19 @@ def _bench_naive(
         "PROPWATCH_WEB_PORT": str(free_port()),
     }
     log = (workdir / "naive.log").open("ab")
-    process = subprocess.Popen(
+    process = children.start(
         [sys.executable, "-m", "streams.naive", model_path],
+        stop_timeout_s=20.0,
         env={**os.environ, **naive_env},
         stdout=log,
         stderr=subprocess.STDOUT,
-        start_new_session=True,
     )
     try:
         warm = [(f"naive-warm-{i}", texts[i % len(texts)]) for i in range(4)]
         batch = [(f"naive-{i}", text) for i, text in enumerate(texts)]
         return _throughput(run, watch, warm, batch, warm_timeout_s=300, timeout_s=900)
     finally:
-        terminate(process, 20.0)
+        children.terminate(process)
         log.close()
 
 

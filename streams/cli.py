@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
-import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from pydantic import ValidationError
@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from classifiers.base import Classifier, LabelMappingError
 from classifiers.default_model import ModelNotBuiltError
 from classifiers.registry import UnknownBackendError
+from streams.children import Stopped, stopped_on_signals
 from streams.settings import Settings
 
 EXIT_USAGE = 2
@@ -42,20 +43,39 @@ def _settings() -> Settings:
         raise SystemExit(f"propwatch: invalid settings:\n{exc}") from exc
 
 
+def _write(text: str) -> None:
+    """``text`` to standard output as UTF-8, whatever the locale: records and reports are UTF-8,
+    and no character a producer chose may fail to encode on the way out."""
+    sys.stdout.buffer.write(text.encode("utf-8"))
+    sys.stdout.buffer.flush()
+
+
+def _starts_children(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """For a command that starts child processes (broker, workers): SIGTERM stops it as Ctrl-C
+    does, no child outlives it, and it exits 130 after SIGINT, 143 after SIGTERM (see
+    :func:`streams.children.stopped_on_signals`)."""
+
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            with stopped_on_signals():
+                return command(args)
+        except Stopped as stop:
+            print(f"propwatch {args.command}: stopped by {stop}", file=sys.stderr)
+            return stop.exit_code
+
+    return run
+
+
+@_starts_children
 def cmd_broker(args: argparse.Namespace) -> int:
     from streams.broker import EmbeddedBroker
 
-    broker = EmbeddedBroker(port=args.port, host=args.host).start()
-    print(f"embedded broker (Tansu, memory storage) at {broker.bootstrap}", flush=True)
-    print(f"export PROPWATCH_KAFKA_BOOTSTRAP={broker.bootstrap}   # Ctrl-C stops it", flush=True)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    try:
+    with EmbeddedBroker(port=args.port, host=args.host) as broker:
+        print(f"embedded broker (Tansu, memory storage) at {broker.bootstrap}", flush=True)
+        print(f"export PROPWATCH_KAFKA_BOOTSTRAP={broker.bootstrap}   # Ctrl-C stops it", flush=True)
         assert broker.process is not None
         return broker.process.wait()
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        broker.stop()
 
 
 def cmd_topics_create(args: argparse.Namespace) -> int:
@@ -114,13 +134,13 @@ def cmd_produce(args: argparse.Namespace) -> int:
 
 
 def cmd_consume(args: argparse.Namespace) -> int:
-    from streams.io import consume
+    from streams.io import consume, consumed_line
 
     settings = _settings()
     topic = args.topic if "." in args.topic else settings.topic(args.topic)
     try:
         for _, value in consume(settings, [topic], max_records=args.max, timeout_s=args.timeout):
-            print(json.dumps(value, ensure_ascii=False), flush=True)
+            _write(consumed_line(value) + "\n")
     except LookupError as exc:
         print(f"propwatch consume: {exc}", file=sys.stderr)
         return 1
@@ -164,6 +184,7 @@ def _publish_bank_records(action: str, records: list[dict[str, object]]) -> int:
     return 0
 
 
+@_starts_children
 def cmd_demo(args: argparse.Namespace) -> int:
     from streams.demo import run_demo
 
@@ -226,6 +247,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+@_starts_children
 def cmd_bench(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -275,6 +297,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     from kafka.errors import KafkaError
 
+    from streams.io import json_line
     from streams.report import TOPICS, build_report, format_markdown, read_topics, rfc3339
 
     if args.since is not None and args.until is not None and args.since >= args.until:
@@ -291,14 +314,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     report = build_report(
         records, args.since, args.until, unreadable=unreadable, generated_at=datetime.now(UTC)
     )
-    document = json.dumps(report.as_json(), indent=2, ensure_ascii=False) + "\n"
+    document = json_line(report.as_json()) + "\n"
     if args.out:
         markdown_path, json_path = Path(f"{args.out}.md"), Path(f"{args.out}.json")
         markdown_path.write_text(format_markdown(report), encoding="utf-8")
         json_path.write_text(document, encoding="utf-8")
         print(f"wrote {markdown_path} and {json_path}")
     else:
-        sys.stdout.write(document if args.json else format_markdown(report))
+        _write(document if args.json else format_markdown(report))
     return 0
 
 

@@ -81,14 +81,11 @@ def run_demo(*, keep_running: bool = False, sample: str | None = None) -> int:
                 f"  export PROPWATCH_KAFKA_BOOTSTRAP={broker.bootstrap}\n"
                 f"  propwatch consume referrals --max 3\n"
                 f"  curl http://127.0.0.1:{web_port}/metrics\n"
-                "Ctrl-C stops everything."
+                "Ctrl-C (or SIGTERM) stops everything."
             )
             while worker.process.poll() is None:
                 time.sleep(0.5)
         return 0
-    except KeyboardInterrupt:
-        console.print("\ninterrupted")
-        return 130
     except RuntimeError as exc:
         console.print(f"[red]demo failed:[/] {exc}")
         return 1

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -11,6 +10,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import MessageSizeTooLargeError
 
 from streams.records import ContentItem, parse_item
+from streams.safejson import NotJson, encode, for_terminal, lone_surrogate, parse
 from streams.settings import Settings
 from streams.topics import CONTENT
 
@@ -73,6 +73,23 @@ def produce_lines(
     return report
 
 
+_LINE_BREAKS = str.maketrans({"\n": "\\u000a", "\t": "\\u0009", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
+def one_line(text: str) -> str:
+    """``text`` as one line that cannot drive or reorder a terminal: :func:`for_terminal`, and
+    newline, tab and the Unicode line and paragraph separators (``str.splitlines`` and some
+    viewers break lines there) as ``\\uXXXX`` too."""
+    return for_terminal(text).translate(_LINE_BREAKS)
+
+
+def json_line(value: object) -> str:
+    """``value`` as one line of JSON that is safe to print: :func:`streams.safejson.encode` (never
+    NaN, never a lone surrogate) through :func:`one_line`. What that rewrites occurs only inside
+    strings, as ``\\uXXXX`` escapes, so the line is still JSON with the same value."""
+    return one_line(encode(value).decode("utf-8"))
+
+
 def read_lines(path: str) -> Iterator[bytes]:
     """Lines of a file, or of standard input for ``-``."""
     if path == "-":
@@ -84,9 +101,10 @@ def read_lines(path: str) -> Iterator[bytes]:
 
 def consume(
     settings: Settings, topics: list[str], *, max_records: int | None, timeout_s: float
-) -> Iterator[tuple[str, dict[str, object] | str]]:
-    """Records of ``topics`` from the beginning, without joining a group, until ``max_records``
-    or ``timeout_s`` of silence. Yields ``(topic, JSON value or raw text)``."""
+) -> Iterator[tuple[str, bytes | None]]:
+    """Messages of ``topics`` from the beginning, without joining a group, until ``max_records``
+    or ``timeout_s`` of silence. Yields ``(topic, value)``: the bytes as the broker holds them,
+    None for a tombstone; :func:`consumed_line` is how to print one."""
     consumer = KafkaConsumer(
         group_id=None,
         auto_offset_reset="earliest",
@@ -106,13 +124,24 @@ def consume(
         consumer.seek_to_beginning(*partitions)
         count = 0
         for message in consumer:
-            try:
-                value: dict[str, object] | str = json.loads(message.value)
-            except ValueError:
-                value = message.value.decode("utf-8", errors="replace")
-            yield message.topic, value
+            yield message.topic, message.value
             count += 1
             if max_records is not None and count >= max_records:
                 return
     finally:
         consumer.close()
+
+
+def consumed_line(value: bytes | None) -> str:
+    """One message value as ``propwatch consume`` prints it: a line of JSON that cannot drive the
+    terminal (:func:`json_line`), whatever the value holds. An acceptable JSON value (see
+    :func:`streams.safejson.parse`, and no lone surrogate) is printed re-encoded, compactly; any
+    other value (not UTF-8, not JSON, a number out of range, nesting past ``MAX_DEPTH``, a lone
+    surrogate) as a JSON string of its text, bytes that are not UTF-8 replaced by U+FFFD; a
+    tombstone as ``null``. Never raises: a topic's records are written by whoever may write it."""
+    if value is None:
+        return "null"
+    parsed = parse(value)
+    if isinstance(parsed, NotJson) or lone_surrogate(parsed):
+        parsed = value.decode("utf-8", errors="replace")
+    return json_line(parsed)

@@ -18,7 +18,7 @@ message they stand for (``source`` topic, partition and offset).
 
 from __future__ import annotations
 
-import json
+import html
 import re
 import time
 from collections import Counter
@@ -31,7 +31,9 @@ from kafka import KafkaConsumer, TopicPartition
 
 from classifiers.base import LABELS
 from streams.hashbank import MATCH_TYPES
+from streams.io import one_line
 from streams.records import DECISIONS, DecidedBy, parse_rfc3339
+from streams.safejson import NotJson, json_type, parse_object
 from streams.settings import Settings
 
 REPORT_VERSION = 1
@@ -41,11 +43,17 @@ TOPICS: tuple[str, ...] = ("referrals", "cleared", "review", "dlq", "decisions")
 DECIDED_BY: tuple[str, ...] = tuple(str(route) for route in DecidedBy)
 UNKNOWN = "unknown"
 """What a missing or empty platform, language, model or code is counted as."""
+EARLIEST_OBSERVED_AT = datetime(1990, 1, 1, tzinfo=UTC)
+"""No content propwatch sees was captured before this: an earlier ``observed_at`` is a producer's
+error (a default of year 1, seconds read as milliseconds), not a time to measure from."""
+CELL_CHARS = 80
+"""Longest value a Markdown table cell shows; longer ones are cut and end with an ellipsis."""
 
 Record = dict[str, Any]
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 # On the same verdict time, a referral beats a clearance and both beat a review still pending.
 _PRECEDENCE = {"review": 0, "cleared": 1, "referrals": 2}
+_MARKDOWN_SPECIAL = re.compile(r"[\\|`\[\]]")
 
 
 # --- Reading -----------------------------------------------------------------------------------
@@ -63,9 +71,10 @@ def read_topics(
 
     It stops when every partition's position reaches its end (see :func:`_read_to_ends`), not
     after a silence; records written while it reads may be included. No consumer group is
-    joined and nothing is committed. A topic that does not exist yet is empty. Values that are not
-    JSON objects are skipped; when ``unreadable`` is given, their count per short name is added to
-    it. Raises :class:`TimeoutError` when the end is not reached within ``timeout_s``.
+    joined and nothing is committed. A topic that does not exist yet is empty. Values that
+    :func:`parse_record` cannot read are skipped; when ``unreadable`` is given, their count per
+    short name is added to it. Raises :class:`TimeoutError` when the end is not reached within
+    ``timeout_s``.
     """
     names = list(dict.fromkeys(short_names))
     result: dict[str, list[Record]] = {name: [] for name in names}
@@ -121,7 +130,7 @@ def _read_to_ends(
             raise TimeoutError(f"did not reach the end of the topics within {timeout_s:g} s: {behind}")
         for tp, messages in consumer.poll(timeout_ms=500).items():
             for message in messages:
-                value = _json_object(message.value)
+                value = parse_record(message.value)
                 if value is None:
                     skipped[short[tp.topic]] += 1
                 else:
@@ -133,14 +142,15 @@ def _read_to_ends(
             remaining -= done
 
 
-def _json_object(value: bytes | None) -> Record | None:
+def parse_record(value: bytes | None) -> Record | None:
+    """A message value as a record, or None when it is not one: a tombstone, or anything
+    :func:`streams.safejson.parse_object` refuses (not UTF-8 or not JSON, not an object, a number
+    out of range, nesting deeper than ``MAX_DEPTH``, a lone surrogate). Never raises: whoever can
+    write to a topic must not be able to stop the report for the topic's whole retention."""
     if value is None:
         return None
-    try:
-        parsed = json.loads(value)
-    except ValueError:  # also UnicodeDecodeError
-        return None
-    return parsed if isinstance(parsed, dict) else None
+    parsed = parse_object(value)
+    return None if isinstance(parsed, NotJson) else parsed
 
 
 # --- Times -------------------------------------------------------------------------------------
@@ -155,11 +165,11 @@ def parse_when(value: str) -> datetime:
             return datetime.fromisoformat(text).replace(tzinfo=UTC)
         except ValueError as exc:
             raise ValueError(f"{value!r} is not a valid date: {exc}") from None
-    parsed = parse_rfc3339(text)
+    parsed = _time(text)
     if parsed is None:
         raise ValueError(
             f"{value!r} is neither a date (2026-11-01, meaning midnight UTC) nor an RFC 3339 "
-            "timestamp with an offset (2026-11-01T08:30:00Z)"
+            "timestamp with an offset (2026-11-01T08:30:00Z) in years 1 to 9999 UTC"
         )
     return parsed
 
@@ -173,7 +183,16 @@ def rfc3339(moment: datetime | None) -> str | None:
 
 
 def _time(value: object) -> datetime | None:
-    return parse_rfc3339(value) if isinstance(value, str) else None
+    """An RFC 3339 timestamp in UTC, or None: not a string, not a timestamp, or outside what
+    ``datetime`` holds once in UTC (``0001-01-01T00:00:00+01:00``). Every time the report compares,
+    subtracts or prints comes through here, so none of those steps can overflow."""
+    moment = parse_rfc3339(value) if isinstance(value, str) else None
+    if moment is None:
+        return None
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        return None
 
 
 def _aware(moment: datetime | None) -> datetime | None:
@@ -223,7 +242,9 @@ class Rate:
 
 @dataclass(frozen=True)
 class Latency:
-    """Seconds from ``observed_at`` to ``classified_at`` over referrals that carry both."""
+    """Seconds from ``observed_at`` to ``classified_at`` over referrals that carry both, where
+    ``observed_at`` is a plausible capture time: not before :data:`EARLIEST_OBSERVED_AT` and not
+    after the referral."""
 
     count: int
     median_s: float | None
@@ -273,8 +294,12 @@ class Shadow:
 @dataclass(frozen=True)
 class TopicInput:
     """What happened to one topic's records: ``read`` = ``invalid`` + ``undated`` +
-    ``out_of_period`` + ``duplicates`` + ``in_period``; ``unreadable`` (not JSON objects) comes
-    from the reader and is not part of ``read``."""
+    ``out_of_period`` + ``duplicates`` + ``in_period``; ``unreadable`` (what
+    :func:`parse_record` refuses) comes from the reader and is not part of ``read``.
+    ``implausible_observed_at`` (referrals only) is the part of ``in_period`` that has an
+    ``observed_at`` but not a plausible one (not a timestamp, before
+    :data:`EARLIEST_OBSERVED_AT`, or after the referral): counted everywhere but left out of the
+    time to referral."""
 
     read: int = 0
     unreadable: int = 0
@@ -283,6 +308,7 @@ class TopicInput:
     out_of_period: int = 0
     duplicates: int = 0
     in_period: int = 0
+    implausible_observed_at: int = 0
 
 
 @dataclass(frozen=True)
@@ -328,7 +354,9 @@ class Report:
         - ``verdicts``: ``by_platform`` and ``by_lang``, each ``{verdicts, referrals, cleared,
           referral_rate}`` with verdicts = referrals + cleared.
         - ``time_to_referral``: ``count``, ``median_s``, ``p90_s`` of classified_at - observed_at
-          in seconds over referrals with an ``observed_at``; ``by_decided_by`` the same per route.
+          in seconds over referrals whose ``observed_at`` is a plausible capture time (from
+          1990-01-01T00:00:00Z to the referral); ``by_decided_by`` the same per route. Referrals
+          with another ``observed_at`` are counted in ``input.referrals.implausible_observed_at``.
         - ``review``: ``queued``, ``approved``, ``rejected``, ``pending``, ``decisions_received``
           (``total``, ``approve``, ``reject``, ``other``).
         - ``known_content``: ``matches`` (referrals decided by the hash bank), ``by_type``
@@ -338,7 +366,8 @@ class Report:
           ``shadow_flag_rate``, ``live_flagged`` / ``live_flag_rate`` (the same items referred by
           the live model), ``agreed`` / ``agreement_rate``; ``{}`` when no record has a shadow.
         - ``input``: per topic ``read``, ``unreadable``, ``invalid``, ``undated``,
-          ``out_of_period``, ``duplicates``, ``in_period`` (see :class:`TopicInput`).
+          ``out_of_period``, ``duplicates``, ``in_period``, ``implausible_observed_at`` (see
+          :class:`TopicInput`).
         """
         return {
             "report_version": REPORT_VERSION,
@@ -411,6 +440,7 @@ class Report:
                     "out_of_period": t.out_of_period,
                     "duplicates": t.duplicates,
                     "in_period": t.in_period,
+                    "implausible_observed_at": t.implausible_observed_at,
                 }
                 for topic, t in self.input.items()
             },
@@ -527,15 +557,17 @@ def _dlq_key(record: Mapping[str, Any], order: int) -> Hashable | None:
 
 
 def _decision_key(record: Mapping[str, Any], order: int) -> Hashable | None:
+    """``decision_id``; without one, what the worker derives it from (review, reviewer, decision,
+    time). A value that is not a string stands for itself only by its JSON type, so that the key
+    never walks into whatever a producer nested there."""
     decision_id = record.get("decision_id")
     if isinstance(decision_id, str) and decision_id:
         return decision_id
     review_id = record.get("review_id")
     if not isinstance(review_id, str) or not review_id:
         return None
-    return tuple(
-        json.dumps(record.get(k), sort_keys=True) for k in ("review_id", "reviewer", "decision", "decided_at")
-    )
+    values = (record.get(k) for k in ("review_id", "reviewer", "decision", "decided_at"))
+    return tuple(value if isinstance(value, str) else (json_type(value),) for value in values)
 
 
 def _text(record: Mapping[str, Any], name: str) -> str:
@@ -552,8 +584,8 @@ def _decided_by(record: Mapping[str, Any]) -> str:
 
 
 def _model_name(model: object) -> str | None:
-    if isinstance(model, Mapping) and isinstance(model.get("name"), str):
-        return f"{model['name']}@{model.get('revision') or UNKNOWN}"
+    if isinstance(model, Mapping) and (name := _text(model, "name")) != UNKNOWN:
+        return f"{name}@{_text(model, 'revision')}"
     return None
 
 
@@ -595,7 +627,12 @@ def build_report(
     docstring); a review is pending unless a referral or clearance of the same item at or after
     it exists before ``until``, and a clearance is superseded by a later referral of the item. A
     referral is never superseded: it is a notice already sent. ``unreadable`` is the reader's
-    count of values that were not JSON objects, per topic.
+    count of values it could not read, per topic.
+
+    Records are taken as :func:`read_topics` returns them: JSON objects without lone surrogates,
+    which no report could encode. Whatever their fields hold (wrong types, huge numbers, any
+    nesting, control characters, timestamps that overflow in UTC), building, rendering and
+    encoding the report does not raise.
     """
     since, until = _aware(since), _aware(until)
     if since is not None and until is not None and since >= until:
@@ -651,6 +688,7 @@ def build_report(
     dead = [e for e in topics["dlq"].entries.values() if in_period(e)]
     decisions = [e for e in topics["decisions"].entries.values() if in_period(e)]
 
+    latencies, implausible_observed_at = _latencies(referrals)
     inputs = {}
     for name, prepared in topics.items():
         in_range = sum(1 for e in prepared.entries.values() if in_period(e))
@@ -662,6 +700,7 @@ def build_report(
             out_of_period=prepared.counts["out_of_period"] + len(prepared.entries) - in_range,
             duplicates=prepared.counts["duplicates"],
             in_period=in_range,
+            implausible_observed_at=implausible_observed_at if name == "referrals" else 0,
         )
 
     verdicts = [*referrals, *cleared, *pending]
@@ -680,7 +719,7 @@ def build_report(
         **_referral_figures(referrals),
         verdicts_by_platform=_rates(referrals, cleared, "platform"),
         verdicts_by_lang=_rates(referrals, cleared, "lang"),
-        **_latencies(referrals),
+        **latencies,
         review=_review(referrals, cleared, reviews, pending, decisions),
         known_content_by_type=_with_keys(
             Counter(
@@ -730,16 +769,26 @@ def _rates(referrals: Sequence[_Entry], cleared: Sequence[_Entry], name: str) ->
     }
 
 
-def _latencies(referrals: Sequence[_Entry]) -> dict[str, Any]:
+def _latencies(referrals: Sequence[_Entry]) -> tuple[dict[str, Any], int]:
+    """The time to referral, overall and per route, and how many dated referrals carry an
+    ``observed_at`` that is not a plausible capture time (one record with year 1 would otherwise
+    move the median by two thousand years)."""
     seconds: dict[str, list[float]] = {route: [] for route in DECIDED_BY}
+    implausible = 0
     for entry in referrals:
-        observed = _time(entry.record.get("observed_at"))
-        if observed is not None and entry.at is not None:
-            seconds.setdefault(_decided_by(entry.record), []).append((entry.at - observed).total_seconds())
-    return {
+        value = entry.record.get("observed_at")
+        if value is None or entry.at is None:
+            continue
+        observed = _time(value)
+        if observed is None or not EARLIEST_OBSERVED_AT <= observed <= entry.at:
+            implausible += 1
+            continue
+        seconds.setdefault(_decided_by(entry.record), []).append((entry.at - observed).total_seconds())
+    figures = {
         "time_to_referral": Latency.of([s for values in seconds.values() for s in values]),
         "time_to_referral_by_decided_by": {route: Latency.of(values) for route, values in seconds.items()},
     }
+    return figures, implausible
 
 
 def _review(
@@ -790,7 +839,17 @@ def _shadow(final: Iterable[_Entry]) -> dict[str, Shadow]:
 
 
 def _cell(value: object) -> str:
-    return str(value).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    """``value`` as one table cell, safe whatever a producer wrote into it: cut to
+    :data:`CELL_CHARS` characters; control characters, line breaks (a row is one line),
+    bidirectional overrides and lone surrogates written as ``\\uXXXX`` (:func:`one_line`), so
+    that neither a terminal nor a page is driven or reordered by them; ``\\ | ` [ ]`` escaped,
+    so that no value ends the row, opens code or makes a link or remote image; ``& < >`` as HTML
+    entities, so that a page rendering the Markdown shows any HTML as text. Emphasis (``* _ ~``)
+    is left: it hides nothing."""
+    text = str(value)
+    if len(text) > CELL_CHARS:
+        text = text[: CELL_CHARS - 1] + "\u2026"
+    return html.escape(_MARKDOWN_SPECIAL.sub(r"\\\g<0>", one_line(text)), quote=False)
 
 
 def _table(headers: Sequence[str], rows: Iterable[Sequence[object]], text: Sequence[int] = (0,)) -> list[str]:
@@ -903,7 +962,10 @@ def format_markdown(report: Report) -> str:
         "## Time from observation to referral",
         "",
         "From when the content was observed (observed_at) to the referral (classified_at), over referrals "
-        "that say when their content was observed; the review route includes the time a person took.",
+        "that say when their content was observed; the review route includes the time a person took. "
+        f"{report.input['referrals'].implausible_observed_at} referrals with an observed_at that is not a "
+        f"plausible capture time (not a timestamp, before {rfc3339(EARLIEST_OBSERVED_AT)} or after the "
+        "referral) are not timed.",
         "",
         *_table(
             ("Decided by", "Referrals timed", "Median", "90th percentile"),

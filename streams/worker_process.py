@@ -10,16 +10,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-
-def terminate(process: subprocess.Popen[bytes], timeout_s: float) -> None:
-    """Stop a child process: SIGTERM, then SIGKILL after ``timeout_s``; wait for it either way."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+from streams import children
 
 
 class WorkerProcess:
@@ -30,12 +21,12 @@ class WorkerProcess:
         self.log_path = log_path
         self.web_port = int(env.get("PROPWATCH_WEB_PORT", "6066"))
         with log_path.open("ab") as log:  # the child keeps its own descriptor
-            self.process = subprocess.Popen(
+            self.process = children.start(
                 [sys.executable, "-m", "streams.cli", "worker"],
+                stop_timeout_s=20.0,  # the worker drains for at most 10 s (DRAIN_TIMEOUT_S)
                 env={**os.environ, **env},
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                start_new_session=True,
             )
 
     @property
@@ -66,6 +57,6 @@ class WorkerProcess:
             self.process.send_signal(signal.SIGKILL)
             self.process.wait()
 
-    def stop(self, timeout_s: float = 20.0) -> None:
-        """SIGTERM, then SIGKILL after ``timeout_s``."""
-        terminate(self.process, timeout_s)
+    def stop(self, timeout_s: float | None = None) -> None:
+        """SIGTERM, then SIGKILL after ``timeout_s`` (default: the 20 s it was started with)."""
+        children.terminate(self.process, timeout_s)

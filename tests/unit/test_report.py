@@ -326,6 +326,7 @@ def test_json_has_the_documented_keys() -> None:
         "out_of_period",
         "duplicates",
         "in_period",
+        "implausible_observed_at",
     }
 
 

@@ -1,0 +1,184 @@
+"""Commands that start children (the embedded broker, a worker) stop them all on SIGTERM, as
+``docker stop``, systemd or a CI runner sends it, and on Ctrl-C alike: nothing is left running."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from streams.broker import free_port
+
+SIGNALS = [pytest.param(signal.SIGTERM, 143, id="SIGTERM"), pytest.param(signal.SIGINT, 130, id="SIGINT")]
+
+
+def _stat(pid: int) -> tuple[int, str, int] | None:
+    """Parent pid, state and start time (clock ticks after boot) of a process, None if gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2 :].split()  # after the command name, which may hold spaces
+    return int(fields[1]), fields[0], int(fields[19])
+
+
+def descendants(pid: int) -> dict[tuple[int, int], str]:
+    """Every process below ``pid``, as ``{(pid, start time): command line}``: start time tells a
+    process from a later one that got the same pid."""
+    parents: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and (stat := _stat(int(entry))) is not None:
+            parents.setdefault(stat[0], []).append(int(entry))
+    found: dict[tuple[int, int], str] = {}
+    queue = list(parents.get(pid, []))
+    while queue:
+        child = queue.pop()
+        stat = _stat(child)
+        if stat is not None:
+            cmdline = (
+                Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            )
+            found[(child, stat[2])] = cmdline
+            queue += parents.get(child, [])
+    return found
+
+
+def running(process: tuple[int, int]) -> bool:
+    """Whether the process is still there and not a zombie (the same pid and start time)."""
+    stat = _stat(process[0])
+    return stat is not None and stat[2] == process[1] and stat[1] != "Z"
+
+
+class Command:
+    """``propwatch ARGS`` in its own process group, as a shell runs a foreground job."""
+
+    def __init__(self, *args: str, env: dict[str, str]) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", *args],
+            env={**os.environ, **env},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        with self.process.stdout:
+            for line in self.process.stdout:
+                self.lines.append(line.decode(errors="replace"))
+
+    def wait_for(self, text: str, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not any(text in line for line in self.lines):
+            assert self.process.poll() is None, f"exited {self.process.returncode}:\n{self.output()}"
+            assert time.monotonic() < deadline, f"no {text!r} within {timeout_s:.0f} s:\n{self.output()}"
+            time.sleep(0.2)
+
+    def output(self) -> str:
+        return "".join(self.lines)[-4000:]
+
+    def signal(self, signum: int) -> float:
+        """SIGTERM to the process (as docker stop sends it), SIGINT to its process group (as
+        Ctrl-C in a terminal sends it); returns how long it took to exit."""
+        started = time.monotonic()
+        if signum == signal.SIGINT:
+            os.killpg(self.process.pid, signum)
+        else:
+            self.process.send_signal(signum)
+        self.process.wait(timeout=90)
+        self._reader.join(timeout=10)
+        return time.monotonic() - started
+
+
+@pytest.fixture
+def no_orphans() -> Iterator[dict[tuple[int, int], str]]:
+    """Fill it with the processes a test saw; whatever of them still runs at the end is killed,
+    so that a failing test leaves nothing behind either."""
+    seen: dict[tuple[int, int], str] = {}
+    yield seen
+    for process in seen:
+        if running(process):
+            os.kill(process[0], signal.SIGKILL)
+
+
+def assert_all_stopped(children: dict[tuple[int, int], str]) -> None:
+    left = {pid: cmdline for (pid, start), cmdline in children.items() if running((pid, start))}
+    assert not left, f"still running after the command exited: {left}"
+
+
+@pytest.mark.parametrize("signum, exit_code", SIGNALS)
+def test_demo_keep_running_stops_broker_and_worker(
+    signum: int,
+    exit_code: int,
+    tmp_path: Path,
+    tiny_model_dir: Path,
+    no_orphans: dict[tuple[int, int], str],
+) -> None:
+    sample = tmp_path / "sample.jsonl"
+    lines = [
+        json.dumps({"id": f"s-{i}", "text": f"A short post about gardening, number {i}."}) for i in range(3)
+    ]
+    sample.write_text("\n".join([*lines, "not json"]) + "\n")
+    demo = Command(
+        "demo",
+        "--keep-running",
+        "--sample",
+        str(sample),
+        env={"PROPWATCH_MODEL": str(tiny_model_dir), "HF_HUB_OFFLINE": "1", "TERM": "dumb"},
+    )
+    try:
+        demo.wait_for("Keeping broker and worker up", timeout_s=300)
+        children = descendants(demo.process.pid)
+        no_orphans.update(children)
+        commands = list(children.values())
+        assert any("broker --listener-url" in c for c in commands), commands
+        assert any("streams.cli worker" in c for c in commands), commands
+
+        took = demo.signal(signum)
+    finally:
+        if demo.process.poll() is None:
+            demo.process.kill()
+            demo.process.wait()
+    print(f"demo: {signal.Signals(signum).name} -> exit {demo.process.returncode} in {took:.1f} s")
+    assert_all_stopped(children)
+    assert demo.process.returncode == exit_code, demo.output()
+    assert "stopped the worker and the broker" in demo.output()
+    assert f"stopped by {signal.Signals(signum).name}" in demo.output()
+
+
+@pytest.mark.parametrize("signum, exit_code", SIGNALS)
+def test_broker_stops_the_embedded_broker(
+    signum: int, exit_code: int, no_orphans: dict[tuple[int, int], str]
+) -> None:
+    port = free_port()
+    broker = Command("broker", "--port", str(port), env={})
+    try:
+        broker.wait_for(f"at 127.0.0.1:{port}", timeout_s=60)
+        children = descendants(broker.process.pid)
+        no_orphans.update(children)
+        assert any("broker --listener-url" in c for c in children.values()), children
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+
+        took = broker.signal(signum)
+    finally:
+        if broker.process.poll() is None:
+            broker.process.kill()
+            broker.process.wait()
+    print(f"broker: {signal.Signals(signum).name} -> exit {broker.process.returncode} in {took:.1f} s")
+    assert_all_stopped(children)
+    assert broker.process.returncode == exit_code, broker.output()
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=5)
