@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import socket
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -24,6 +25,9 @@ from streams.settings import Settings
 from streams.topics import CONTENT, DECISIONS, HASHBANK, REVIEW, TOPICS, TopicSpec
 
 PROBE_INTERVAL_S = 2.0
+CLIENT_LOGGERS = ("aiokafka", "kafka")
+"""The Kafka clients' loggers write whole fetched records (item text, authors) at debug: they stay
+at info whatever ``PROPWATCH_LOG_LEVEL`` says, so that no log level puts content in the log."""
 
 
 class BrokerProbe:
@@ -109,6 +113,8 @@ def create_pipeline(
     its own bank and review queue); unit tests without a broker turn it off.
     """
     metrics = metrics or Metrics()
+    for name in CLIENT_LOGGERS:
+        logging.getLogger(name).setLevel(logging.INFO)
     bank = HashBank(threshold=settings.hashbank_similarity)
     if settings.hashbank_file is not None:
         load_bank_file(settings.hashbank_file, bank)

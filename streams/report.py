@@ -32,7 +32,7 @@ from kafka import KafkaConsumer, TopicPartition
 from classifiers.base import LABELS
 from streams.hashbank import MATCH_TYPES
 from streams.io import one_line
-from streams.records import DECISIONS, DecidedBy, parse_rfc3339
+from streams.records import DECISIONS, OBSERVED_AT_EARLIEST, DecidedBy, parse_rfc3339
 from streams.safejson import NotJson, json_type, parse_object
 from streams.settings import Settings
 
@@ -43,9 +43,6 @@ TOPICS: tuple[str, ...] = ("referrals", "cleared", "review", "dlq", "decisions")
 DECIDED_BY: tuple[str, ...] = tuple(str(route) for route in DecidedBy)
 UNKNOWN = "unknown"
 """What a missing or empty platform, language, model or code is counted as."""
-EARLIEST_OBSERVED_AT = datetime(1990, 1, 1, tzinfo=UTC)
-"""No content propwatch sees was captured before this: an earlier ``observed_at`` is a producer's
-error (a default of year 1, seconds read as milliseconds), not a time to measure from."""
 CELL_CHARS = 80
 """Longest value a Markdown table cell shows; longer ones are cut and end with an ellipsis."""
 
@@ -243,7 +240,7 @@ class Rate:
 @dataclass(frozen=True)
 class Latency:
     """Seconds from ``observed_at`` to ``classified_at`` over referrals that carry both, where
-    ``observed_at`` is a plausible capture time: not before :data:`EARLIEST_OBSERVED_AT` and not
+    ``observed_at`` is a plausible capture time: not before :data:`OBSERVED_AT_EARLIEST` and not
     after the referral."""
 
     count: int
@@ -298,7 +295,7 @@ class TopicInput:
     :func:`parse_record` refuses) comes from the reader and is not part of ``read``.
     ``implausible_observed_at`` (referrals only) is the part of ``in_period`` that has an
     ``observed_at`` but not a plausible one (not a timestamp, before
-    :data:`EARLIEST_OBSERVED_AT`, or after the referral): counted everywhere but left out of the
+    :data:`OBSERVED_AT_EARLIEST`, or after the referral): counted everywhere but left out of the
     time to referral."""
 
     read: int = 0
@@ -780,7 +777,7 @@ def _latencies(referrals: Sequence[_Entry]) -> tuple[dict[str, Any], int]:
         if value is None or entry.at is None:
             continue
         observed = _time(value)
-        if observed is None or not EARLIEST_OBSERVED_AT <= observed <= entry.at:
+        if observed is None or not OBSERVED_AT_EARLIEST <= observed <= entry.at:
             implausible += 1
             continue
         seconds.setdefault(_decided_by(entry.record), []).append((entry.at - observed).total_seconds())
@@ -964,7 +961,7 @@ def format_markdown(report: Report) -> str:
         "From when the content was observed (observed_at) to the referral (classified_at), over referrals "
         "that say when their content was observed; the review route includes the time a person took. "
         f"{report.input['referrals'].implausible_observed_at} referrals with an observed_at that is not a "
-        f"plausible capture time (not a timestamp, before {rfc3339(EARLIEST_OBSERVED_AT)} or after the "
+        f"plausible capture time (not a timestamp, before {rfc3339(OBSERVED_AT_EARLIEST)} or after the "
         "referral) are not timed.",
         "",
         *_table(

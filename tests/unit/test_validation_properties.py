@@ -17,6 +17,7 @@ from streams.records import (
     load_schema,
     parse_item,
 )
+from tests import hostile
 
 DLQ = Draft202012Validator(load_schema("dlq"), format_checker=FormatChecker())
 CONTENT = Draft202012Validator(load_schema("content"), format_checker=FormatChecker())
@@ -75,120 +76,85 @@ def test_content_like_objects(value: dict[str, object]) -> None:
         CONTENT.validate(value)
 
 
-# --- what st.text() never generates -------------------------------------------------------------
-# Raw JSON fragments, so that the bytes can hold what a JSON library would not write: escaped lone
-# surrogates, integers past the digit limit, nesting at and around the recursion limit, NaN.
+# --- what st.text() never generates: every parser, with tests/hostile.py's strategies ------------
 
-LONE_SURROGATES = st.sampled_from(["\\ud800", "\\udfff", "a\\udc00b", "\\ud83d", "x\\ud800\\ud800"])
-CONTROLS = st.text(
-    alphabet=st.characters(categories=["Cc", "Cf", "Zl", "Zp"], exclude_characters=["\ud800"]), min_size=1
-)
-BAD_TIMES = st.sampled_from(
-    [
-        "0001-01-01T00:00:00Z",
-        "0001-01-01T00:00:00+23:59",
-        "9999-12-31T23:59:59-23:59",
-        "9999-12-31T23:59:59Z",
-        "1969-12-31T23:59:59Z",
-        "2026-02-30T00:00:00Z",
-        "2026-11-20T25:00:00Z",
-    ]
+ANY = hostile.values
+CONTENT = hostile.records(
+    {
+        "id": st.text(max_size=20) | hostile.texts | hostile.lone_surrogates,
+        "text": st.text(max_size=100) | hostile.texts | hostile.lone_surrogates,
+        "url": hostile.texts,
+        "platform": hostile.texts,
+        "lang": st.sampled_from(["en", "nl-BE"]) | hostile.texts,
+        "author": hostile.texts | hostile.lone_surrogates,
+        "observed_at": hostile.timestamps,
+        "metadata": ANY,
+    },
+    keys=("id", "text"),
 )
 
 
-def string_fragment(text: str) -> str:
-    return json.dumps(text)
+def message_bytes(value: bytes | None) -> bytes:
+    return value if value is not None else b""
 
 
-hostile_fragment = st.one_of(
-    LONE_SURROGATES.map(lambda s: f'"{s}"'),
-    CONTROLS.map(string_fragment),
-    BAD_TIMES.map(string_fragment),
-    st.integers(4290, 4400).map(lambda n: "9" * n),
-    st.integers(60, 70).map(lambda d: "[" * d + "]" * d),
-    st.integers(900, 1100).map(lambda d: "[" * d + "]" * d),
-    st.sampled_from(["NaN", "Infinity", "-Infinity", "1e400", "-1e999"]),
-    st.text(max_size=30).map(string_fragment),
-    st.just("null"),
-    st.integers().map(str),
+@settings(max_examples=600, deadline=None)
+@given(hostile.raw_values(CONTENT))
+def test_hostile_content_messages(raw: bytes | None) -> None:
+    check(message_bytes(raw))
+
+
+DECISION = hostile.records(
+    {
+        "review_id": st.text(max_size=20) | hostile.texts | hostile.lone_surrogates,
+        "decision": st.sampled_from(["approve", "reject"]) | hostile.texts,
+        "reviewer": st.text(max_size=20) | hostile.texts,
+        "reason": hostile.texts,
+        "labels": st.lists(st.sampled_from(["threat", "incitement", "x"]), max_size=3),
+        "decided_at": hostile.timestamps,
+        "decision_id": hostile.texts | hostile.lone_surrogates,
+        "supersedes": hostile.texts,
+        "override_reason": hostile.texts,
+    },
+    keys=("review_id", "decision", "reviewer"),
 )
 
 
-def hostile_object(fields: tuple[str, ...], ordinary: dict[str, str]) -> st.SearchStrategy[bytes]:
-    """A JSON object (as bytes) with every field either ordinary or hostile."""
-
-    def build(choices: list[tuple[str, str | None]]) -> bytes:
-        parts = [
-            f"{json.dumps(name)}: {fragment if fragment is not None else ordinary.get(name, 'null')}"
-            for name, fragment in choices
-        ]
-        return ("{" + ", ".join(parts) + "}").encode()
-
-    field_choice = st.tuples(st.sampled_from(fields), st.none() | hostile_fragment)
-    return st.lists(field_choice, min_size=1, max_size=len(fields) + 2).map(build)
-
-
-CONTENT_FIELDS = ("id", "text", "url", "platform", "lang", "author", "observed_at", "metadata", "extra")
-CONTENT_ORDINARY = {"id": '"i-1"', "text": '"an ordinary post"', "observed_at": '"2026-11-20T09:14:03Z"'}
-
-
-@settings(max_examples=500, deadline=None)
-@given(hostile_object(CONTENT_FIELDS, CONTENT_ORDINARY))
-def test_hostile_content_objects(raw: bytes) -> None:
-    check(raw)
-
-
-@settings(max_examples=300, deadline=None)
-@given(hostile_fragment.map(str.encode))
-def test_hostile_bare_values(raw: bytes) -> None:
-    check(raw)
-
-
-DECISION_FIELDS = (
-    "review_id",
-    "decision",
-    "reviewer",
-    "reason",
-    "labels",
-    "decided_at",
-    "decision_id",
-    "supersedes",
-    "override_reason",
-)
-DECISION_ORDINARY = {"review_id": '"r-1"', "decision": '"approve"', "reviewer": '"analyst"'}
-
-
-@settings(max_examples=500, deadline=None)
-@given(hostile_object(DECISION_FIELDS, DECISION_ORDINARY) | st.binary(max_size=200))
-def test_hostile_decisions(raw: bytes) -> None:
+@settings(max_examples=600, deadline=None)
+@given(hostile.raw_values(DECISION))
+def test_hostile_decisions(raw: bytes | None) -> None:
     from classifiers.base import LABELS
     from streams.records import Decision, parse_decision
 
-    result = parse_decision(raw, labels=LABELS, default_decided_at="2026-11-20T09:14:03.000Z")
+    value = message_bytes(raw)
+    result = parse_decision(value, labels=LABELS, default_decided_at="2026-11-20T09:14:03.000Z")
     assert isinstance(result, Decision | Rejection)
     if isinstance(result, Rejection):
-        record = dlq_record(result, raw, SourcePosition("t", 0, 0), received_at="2026-11-20T09:14:03Z")
+        record = dlq_record(result, value, SourcePosition("t", 0, 0), received_at="2026-11-20T09:14:03Z")
         DLQ.validate(json.loads(encode(record)))
     else:
         encode(result.as_json())
 
 
-HASHBANK_FIELDS = (
-    "schema_version",
-    "op",
-    "entry_id",
-    "normalised_sha256",
-    "minhash",
-    "labels",
-    "source",
-    "added_at",
-    "text",
+HASHBANK = hostile.records(
+    {
+        "schema_version": st.just(2),
+        "op": st.sampled_from(["add", "remove"]),
+        "entry_id": st.text(max_size=20) | hostile.texts | hostile.lone_surrogates,
+        "normalised_sha256": st.just("a" * 64) | hostile.texts,
+        "minhash": st.none() | st.lists(hostile.integers, min_size=128, max_size=128),
+        "labels": st.lists(st.sampled_from(["threat", "x"]), max_size=2),
+        "source": st.just({"type": "import"}) | ANY,
+        "added_at": hostile.timestamps,
+        "text": hostile.texts | hostile.lone_surrogates,
+    },
+    keys=("schema_version", "op", "entry_id"),
 )
 
 
-@settings(max_examples=500, deadline=None)
-@given(hostile_object(HASHBANK_FIELDS, {"schema_version": "2", "op": '"add"'}) | st.binary(max_size=200))
-def test_hostile_hashbank_records(raw: bytes) -> None:
+@settings(max_examples=600, deadline=None)
+@given(hostile.raw_values(HASHBANK))
+def test_hostile_hashbank_records(raw: bytes | None) -> None:
     from streams.hashbank import HashBank
 
     bank = HashBank()
@@ -197,29 +163,35 @@ def test_hostile_hashbank_records(raw: bytes) -> None:
     assert len(bank) <= 1
 
 
-REVIEW_FIELDS = (
-    "schema_version",
-    "review_id",
-    "item_id",
-    "text",
-    "content_sha256",
-    "labels",
-    "scores",
-    "thresholds",
-    "review_thresholds",
-    "model",
-    "platform",
-    "lang",
-    "observed_at",
-    "classified_at",
-    "evidence",
-    "shadow",
+REVIEW = hostile.records(
+    {
+        name: hostile.texts | hostile.lone_surrogates | ANY
+        for name in (
+            "review_id",
+            "item_id",
+            "text",
+            "content_sha256",
+            "labels",
+            "scores",
+            "thresholds",
+            "review_thresholds",
+            "model",
+            "platform",
+            "lang",
+            "observed_at",
+            "classified_at",
+            "evidence",
+            "shadow",
+        )
+    }
+    | {"schema_version": st.sampled_from([2, 3])},
+    keys=("schema_version",),
 )
 
 
-@settings(max_examples=500, deadline=None)
-@given(hostile_object(REVIEW_FIELDS, {"schema_version": "3"}) | st.binary(max_size=200))
-def test_hostile_review_records(raw: bytes) -> None:
+@settings(max_examples=600, deadline=None)
+@given(hostile.raw_values(REVIEW))
+def test_hostile_review_records(raw: bytes | None) -> None:
     from classifiers.base import LABELS
     from streams.followers import Followed
     from streams.review import ReviewQueue
