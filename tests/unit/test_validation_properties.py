@@ -79,7 +79,7 @@ def test_content_like_objects(value: dict[str, object]) -> None:
 # --- what st.text() never generates: every parser, with tests/hostile.py's strategies ------------
 
 ANY = hostile.values
-CONTENT = hostile.records(
+HOSTILE_CONTENT = hostile.records(
     {
         "id": st.text(max_size=20) | hostile.texts | hostile.lone_surrogates,
         "text": st.text(max_size=100) | hostile.texts | hostile.lone_surrogates,
@@ -99,12 +99,12 @@ def message_bytes(value: bytes | None) -> bytes:
 
 
 @settings(max_examples=600, deadline=None)
-@given(hostile.raw_values(CONTENT))
+@given(hostile.raw_values(HOSTILE_CONTENT))
 def test_hostile_content_messages(raw: bytes | None) -> None:
     check(message_bytes(raw))
 
 
-DECISION = hostile.records(
+HOSTILE_DECISION = hostile.records(
     {
         "review_id": st.text(max_size=20) | hostile.texts | hostile.lone_surrogates,
         "decision": st.sampled_from(["approve", "reject"]) | hostile.texts,
@@ -121,7 +121,7 @@ DECISION = hostile.records(
 
 
 @settings(max_examples=600, deadline=None)
-@given(hostile.raw_values(DECISION))
+@given(hostile.raw_values(HOSTILE_DECISION))
 def test_hostile_decisions(raw: bytes | None) -> None:
     from classifiers.base import LABELS
     from streams.records import Decision, parse_decision
@@ -136,7 +136,7 @@ def test_hostile_decisions(raw: bytes | None) -> None:
         encode(result.as_json())
 
 
-HASHBANK = hostile.records(
+HOSTILE_HASHBANK = hostile.records(
     {
         "schema_version": st.just(2),
         "op": st.sampled_from(["add", "remove"]),
@@ -153,7 +153,7 @@ HASHBANK = hostile.records(
 
 
 @settings(max_examples=600, deadline=None)
-@given(hostile.raw_values(HASHBANK))
+@given(hostile.raw_values(HOSTILE_HASHBANK))
 def test_hostile_hashbank_records(raw: bytes | None) -> None:
     from streams.hashbank import HashBank
 
@@ -163,7 +163,7 @@ def test_hostile_hashbank_records(raw: bytes | None) -> None:
     assert len(bank) <= 1
 
 
-REVIEW = hostile.records(
+HOSTILE_REVIEW = hostile.records(
     {
         name: hostile.texts | hostile.lone_surrogates | ANY
         for name in (
@@ -190,7 +190,7 @@ REVIEW = hostile.records(
 
 
 @settings(max_examples=600, deadline=None)
-@given(hostile.raw_values(REVIEW))
+@given(hostile.raw_values(HOSTILE_REVIEW))
 def test_hostile_review_records(raw: bytes | None) -> None:
     from classifiers.base import LABELS
     from streams.followers import Followed
