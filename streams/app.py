@@ -14,15 +14,18 @@ from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from classifiers.base import LABELS, Classifier
-from streams import transport
-from streams.agents import BatchProcessor, Fatal, InFlight, count_delivered, install_agent, send_all
-from streams.followers import TopicFollower, Warden
-from streams.hashbank import HashBank, load_bank_file
+from streams.kafka import transport
+from streams.kafka.follower import TopicFollower, Warden
+from streams.kafka.topics import CONTENT, DECISIONS, HASHBANK, REVIEW, TOPICS, TopicSpec
+from streams.known_content.files import load_bank_file
+from streams.known_content.index import HashBank
 from streams.metrics import AGENTS, Metrics
+from streams.pipeline.agents import BatchProcessor, Fatal, InFlight, count_delivered, install_agent, send_all
 from streams.records import ErrorCode, utc_now
-from streams.review import DecisionLog, DecisionProcessor, ReviewQueue
+from streams.review.decisions import DecisionProcessor
+from streams.review.log import DecisionLog
+from streams.review.queue import ReviewQueue
 from streams.settings import Settings
-from streams.topics import CONTENT, DECISIONS, HASHBANK, REVIEW, TOPICS, TopicSpec
 
 PROBE_INTERVAL_S = 2.0
 CLIENT_LOGGERS = ("aiokafka", "kafka")

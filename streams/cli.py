@@ -69,7 +69,7 @@ def _starts_children(command: Callable[[argparse.Namespace], int]) -> Callable[[
 
 @_starts_children
 def cmd_broker(args: argparse.Namespace) -> int:
-    from streams.broker import EmbeddedBroker
+    from streams.dev.broker import EmbeddedBroker
 
     with EmbeddedBroker(port=args.port, host=args.host) as broker:
         print(f"embedded broker (Tansu, memory storage) at {broker.bootstrap}", flush=True)
@@ -79,7 +79,7 @@ def cmd_broker(args: argparse.Namespace) -> int:
 
 
 def cmd_topics_create(args: argparse.Namespace) -> int:
-    from streams.topics import TOPICS, create_topics
+    from streams.kafka.topics import TOPICS, create_topics
 
     settings = _settings()
     partitions = {settings.topic(spec.name): spec.partitions or settings.partitions for spec in TOPICS}
@@ -93,7 +93,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     import faust
 
     from streams.app import create_pipeline
-    from streams.hashbank import BankFileError
+    from streams.known_content.files import BankFileError
 
     settings = _settings()
     shadow = None
@@ -148,7 +148,7 @@ def cmd_consume(args: argparse.Namespace) -> int:
 
 
 def cmd_hashbank_add(args: argparse.Namespace) -> int:
-    from streams.hashbank import BankFileError, bank_file_records
+    from streams.known_content.files import BankFileError, bank_file_records
 
     try:
         records = bank_file_records(args.file, source_name=args.source)
@@ -159,7 +159,7 @@ def cmd_hashbank_add(args: argparse.Namespace) -> int:
 
 
 def cmd_hashbank_remove(args: argparse.Namespace) -> int:
-    from streams.hashbank import BankError, remove_record
+    from streams.known_content.entry import BankError, remove_record
 
     try:
         records = [remove_record(entry_id) for entry_id in args.entry_ids]
@@ -172,7 +172,7 @@ def cmd_hashbank_remove(args: argparse.Namespace) -> int:
 def _publish_bank_records(action: str, records: list[dict[str, object]]) -> int:
     from kafka.errors import KafkaError
 
-    from streams.hashbank import publish_records
+    from streams.known_content.files import publish_records
 
     settings = _settings()
     try:
@@ -186,7 +186,7 @@ def _publish_bank_records(action: str, records: list[dict[str, object]]) -> int:
 
 @_starts_children
 def cmd_demo(args: argparse.Namespace) -> int:
-    from streams.demo import run_demo
+    from streams.dev.demo import run_demo
 
     return run_demo(keep_running=args.keep_running, sample=args.sample)
 
@@ -233,8 +233,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     settings = _settings()
     if args.decisions:
         from classifiers.corpus import examples_from_records
-        from streams.report import read_topics
-        from streams.topics import EXAMPLES
+        from streams.kafka.topics import EXAMPLES
+        from streams.reporting.read import read_topics
 
         examples = examples_from_records(read_topics(settings, [EXAMPLES.name])[EXAMPLES.name])
     else:
@@ -253,7 +253,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     from classifiers.default_model import resolve_model
     from classifiers.registry import load_classifier
-    from streams.bench import format_result, result_json, run_bench, write_chart
+    from streams.dev.bench import format_result, result_json, run_bench, write_chart
 
     if args.chart:
         try:
@@ -283,7 +283,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def _report_time(value: str) -> datetime:
     """``--since`` / ``--until``: a date (midnight UTC) or an RFC 3339 timestamp; else exit 2."""
-    from streams.report import parse_when
+    from streams.reporting.figures import parse_when
 
     try:
         return parse_when(value)
@@ -298,7 +298,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     from kafka.errors import KafkaError
 
     from streams.io import json_line
-    from streams.report import TOPICS, build_report, format_markdown, read_topics, rfc3339
+    from streams.reporting.build import build_report
+    from streams.reporting.figures import rfc3339
+    from streams.reporting.read import TOPICS, read_topics
+    from streams.reporting.render import format_markdown
 
     if args.since is not None and args.until is not None and args.since >= args.until:
         since, until = rfc3339(args.since), rfc3339(args.until)

@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import MessageSizeTooLargeError
 
+from streams.kafka.topics import CONTENT
 from streams.records import ContentItem, parse_item
 from streams.safejson import NotJson, encode, for_terminal, lone_surrogate, parse
 from streams.settings import Settings
-from streams.topics import CONTENT
 
 
 @dataclass

@@ -6,7 +6,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.exposition import generate_latest
 
 from classifiers.base import LABELS
-from streams.hashbank import MATCH_TYPES
+from streams.known_content.index import MATCH_TYPES
 from streams.records import DECISIONS, ErrorCode, Stage
 
 NAMESPACE = "propwatch"

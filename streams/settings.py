@@ -223,7 +223,7 @@ class Settings(BaseSettings):
         )
 
     def topic(self, name: str) -> str:
-        """The full name of one of the topics declared in :mod:`streams.topics`."""
+        """The full name of one of the topics declared in :mod:`streams.kafka.topics`."""
         return f"{self.topic_prefix}{name}"
 
     def ssl_context(self) -> ssl.SSLContext | None:

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from streams.broker import EmbeddedBroker, free_port
+from streams.dev.broker import EmbeddedBroker, free_port
+from streams.dev.worker_process import WorkerProcess
+from streams.kafka.topics import OUTPUTS, create_topics
 from streams.settings import Settings
-from streams.topics import OUTPUTS, create_topics
-from streams.worker_process import WorkerProcess
 
 pytestmark = pytest.mark.integration
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from streams.topics import TOPICS
+from streams.kafka.topics import TOPICS
 from tests.integration.conftest import Deployment
 
 

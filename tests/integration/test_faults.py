@@ -10,7 +10,7 @@ from collections import defaultdict
 from collections.abc import Callable
 
 from streams.io import produce_lines
-from streams.topics import create_topics
+from streams.kafka.topics import create_topics
 from tests.integration.conftest import Deployment
 
 
@@ -127,7 +127,7 @@ def _consumed(url: str) -> float:
 
 
 def test_broker_outage_reports_unhealthy_and_recovers(deployment: Deployment) -> None:
-    from streams.broker import EmbeddedBroker
+    from streams.dev.broker import EmbeddedBroker
 
     worker = deployment.start_worker()
     produce_lines(deployment.settings, items(0, 50))

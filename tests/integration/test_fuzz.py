@@ -180,7 +180,9 @@ def test_hostile_messages_through_a_running_worker(deployment: Deployment) -> No
                         "schema_version": 2,
                         "op": "add",
                         "entry_id": "known",
-                        "normalised_sha256": __import__("streams.hashbank").hashbank.normalised_sha256(
+                        "normalised_sha256": __import__(
+                            "streams.known_content.signature"
+                        ).known_content.signature.normalised_sha256(
                             "a fictional slogan of the Grey Heron Front"
                         ),
                         "minhash": None,

@@ -10,9 +10,9 @@ from pathlib import Path
 
 from jsonschema import Draft202012Validator, FormatChecker
 
+from streams.dev.worker_process import WorkerProcess
 from streams.io import produce_lines
 from streams.records import load_schema
-from streams.worker_process import WorkerProcess
 from tests.integration.conftest import Deployment
 
 KNOWN = [

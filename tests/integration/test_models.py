@@ -14,9 +14,9 @@ import pytest
 from classifiers.default_model import default_model_path
 from classifiers.testing import build_tiny_model
 from classifiers.transformers_backend import folder_revision
-from streams.demo import sample_path
+from streams.dev.demo import sample_path
+from streams.dev.worker_process import WorkerProcess
 from streams.io import produce_lines
-from streams.worker_process import WorkerProcess
 from tests.integration.conftest import Deployment
 
 

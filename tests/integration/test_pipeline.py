@@ -12,8 +12,8 @@ from jsonschema import Draft202012Validator, FormatChecker
 
 from streams.app import PROBE_INTERVAL_S
 from streams.io import produce_lines
+from streams.kafka.topics import OUTPUTS
 from streams.records import load_schema
-from streams.topics import OUTPUTS
 from tests.integration.conftest import Deployment
 
 SCHEMA_OF = {spec.name: spec.schema for spec in OUTPUTS}

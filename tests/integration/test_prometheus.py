@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from streams.broker import free_port
+from streams.dev.broker import free_port
 from streams.io import produce_lines
 from streams.metrics import AGENTS, FOLLOWED
 from tests.integration.conftest import Deployment

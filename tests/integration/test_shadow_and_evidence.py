@@ -14,8 +14,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from classifiers.base import ClassifierOptions
 from classifiers.testing import build_tiny_model
 from classifiers.transformers_backend import TransformersClassifier, folder_revision
-from streams.hashbank import normalised_sha256
 from streams.io import produce_lines
+from streams.known_content.signature import normalised_sha256
 from streams.records import ContentItem
 from tests.integration.conftest import Deployment
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.broker import free_port
+from streams.dev.broker import free_port
 
 SIGNALS = [pytest.param(signal.SIGTERM, 143, id="SIGTERM"), pytest.param(signal.SIGINT, 130, id="SIGINT")]
 

@@ -12,10 +12,10 @@ import pytest
 
 from classifiers.base import LABELS, Classifier, Scores
 from streams.app import create_pipeline
-from streams.hashbank import Entry
+from streams.kafka.topics import HASHBANK, OUTPUTS, TOPICS
+from streams.known_content.entry import Entry
 from streams.metrics import Metrics
 from streams.settings import Settings
-from streams.topics import HASHBANK, OUTPUTS, TOPICS
 
 
 class FixedClassifier(Classifier):

@@ -12,11 +12,13 @@ from typing import Any
 import pytest
 
 from classifiers.base import LABELS
-from streams.agents import Message, Output
-from streams.followers import Followed
+from streams.kafka.follower import Followed
 from streams.metrics import Metrics
+from streams.pipeline.agents import Message, Output
 from streams.records import ModelRef, SourcePosition, check_review, encode, parse_item, review_record, subject
-from streams.review import DecisionLog, DecisionProcessor, ReviewQueue
+from streams.review.decisions import DecisionProcessor
+from streams.review.log import DecisionLog
+from streams.review.queue import ReviewQueue
 
 NOW = time.time()
 MODEL = ModelRef("scripted", "1")

@@ -604,7 +604,7 @@ def test_kafka_users_are_the_documented_acls_and_all_in_their_kustomization() ->
 
 
 def test_kafka_users_grant_least_privilege() -> None:
-    from streams.topics import CONTENT, DECISIONS, EXAMPLES, HASHBANK, OUTPUTS, REVIEW, TOPICS
+    from streams.kafka.topics import CONTENT, DECISIONS, EXAMPLES, HASHBANK, OUTPUTS, REVIEW, TOPICS
 
     manifests = _manifests()
     data = manifests["ConfigMap"]["data"]
@@ -638,7 +638,7 @@ def test_kafka_users_grant_least_privilege() -> None:
 def test_only_the_intended_principals_can_write_what_causes_referrals() -> None:
     """Whoever writes hashbank, decisions or review can cause referrals; content is untrusted
     input from known producers; every other topic is the worker's alone."""
-    from streams.topics import TOPICS
+    from streams.kafka.topics import TOPICS
 
     prefix = _manifests()["ConfigMap"]["data"]["PROPWATCH_TOPIC_PREFIX"]
     grants = _user_grants()

@@ -14,8 +14,9 @@ from unittest.mock import patch
 from aiokafka import TopicPartition
 
 from streams.app import update_lag
-from streams.followers import Followed, TopicFollower, Warden
-from streams.hashbank import Entry, HashBank, remove_record
+from streams.kafka.follower import Followed, TopicFollower, Warden
+from streams.known_content.entry import Entry, remove_record
+from streams.known_content.index import HashBank
 from streams.metrics import Metrics
 from streams.records import ErrorCode
 from streams.settings import Settings
@@ -114,8 +115,8 @@ async def test_poison_is_skipped_kept_and_reading_resumes_after_a_broker_error()
         metrics=metrics,
     )
     with (
-        patch("streams.followers.AIOKafkaConsumer", ScriptedConsumer),
-        patch("streams.followers.RETRY_S", 0.01),
+        patch("streams.kafka.follower.AIOKafkaConsumer", ScriptedConsumer),
+        patch("streams.kafka.follower.RETRY_S", 0.01),
     ):
         task = asyncio.ensure_future(follower.run())
         assert await follower.caught_up(5.0)
@@ -149,7 +150,7 @@ async def test_a_view_that_raises_counts_as_an_invalid_record() -> None:
         invalid_code=ErrorCode.INVALID_HASHBANK_RECORD,
         metrics=Metrics(),
     )
-    with patch("streams.followers.AIOKafkaConsumer", ScriptedConsumer):
+    with patch("streams.kafka.follower.AIOKafkaConsumer", ScriptedConsumer):
         task = asyncio.ensure_future(follower.run())
         assert await follower.caught_up(5.0)
         task.cancel()
@@ -158,7 +159,7 @@ async def test_a_view_that_raises_counts_as_an_invalid_record() -> None:
 
 def test_only_the_warden_dead_letters_and_once() -> None:
     follower = SimpleNamespace(invalid=deque())
-    from streams.followers import Invalid
+    from streams.kafka.follower import Invalid
     from streams.records import Rejection, SourcePosition, Stage
 
     source = SourcePosition("t.review", 1, 7)

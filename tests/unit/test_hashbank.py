@@ -15,22 +15,10 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator, FormatChecker
 
 from streams.cli import EXIT_USAGE, main
-from streams.hashbank import (
-    NUM_PERM,
-    BankError,
-    BankFileError,
-    Entry,
-    HashBank,
-    Match,
-    bank_file_records,
-    load_bank_file,
-    normalise,
-    normalised_sha256,
-    parse_entry,
-    read_bank_file,
-    remove_record,
-    signature,
-)
+from streams.known_content.entry import BankError, Entry, parse_entry, remove_record
+from streams.known_content.files import BankFileError, bank_file_records, load_bank_file, read_bank_file
+from streams.known_content.index import HashBank, Match
+from streams.known_content.signature import NUM_PERM, normalise, normalised_sha256, signature
 from streams.records import load_schema
 
 POST = (

@@ -23,9 +23,12 @@ from jsonschema import Draft202012Validator, FormatChecker
 from pydantic import ValidationError
 
 from classifiers.base import LABELS, Classifier, Scores
-from streams.agents import BatchProcessor, Fatal, InFlight, Message, Output, send_all
-from streams.hashbank import MINHASH_MAX_CHARS, Entry, HashBank, _shingles, normalise, signature
+from streams.kafka.topics import CLEARED, DLQ, REFERRALS
+from streams.known_content.entry import Entry
+from streams.known_content.index import HashBank
+from streams.known_content.signature import MINHASH_MAX_CHARS, _shingles, normalise, signature
 from streams.metrics import Metrics
+from streams.pipeline.agents import BatchProcessor, Fatal, InFlight, Message, Output, send_all
 from streams.records import (
     DLQ_PAYLOAD_MAX_BYTES,
     FIELD_LIMITS,
@@ -33,13 +36,16 @@ from streams.records import (
     plausible_timestamp,
 )
 from streams.settings import Settings
-from streams.topics import CLEARED, DLQ, REFERRALS
 
 MAX_TEXT = 400_000
 MAX_MESSAGE = 1_000_000
 SCHEMAS = {
     name: Draft202012Validator(
-        json.loads((Path(__file__).parents[2] / "streams" / "schemas" / f"{schema}.schema.json").read_text()),
+        json.loads(
+            (
+                Path(__file__).parents[2] / "streams" / "records" / "schemas" / f"{schema}.schema.json"
+            ).read_text()
+        ),
         format_checker=FormatChecker(),
     )
     for name, schema in (
@@ -414,7 +420,7 @@ def test_a_redelivered_item_gets_its_first_verdict_whatever_the_bank_learned() -
 
 
 def test_bank_file_entries_match_items_of_any_time(tmp_path: Path) -> None:
-    from streams.hashbank import load_bank_file
+    from streams.known_content.files import load_bank_file
 
     path = tmp_path / "bank.jsonl"
     path.write_text(
@@ -463,7 +469,7 @@ def test_a_record_that_cannot_be_built_is_a_dead_letter() -> None:
 async def test_an_agent_that_fails_on_a_batch_trips_fatal_instead_of_wedging(tmp_path: Path) -> None:
     import faust
 
-    from streams.agents import install_agent
+    from streams.pipeline.agents import install_agent
 
     stopped: list[bool] = []
 

@@ -221,7 +221,7 @@ def test_schemas_list_every_error_code() -> None:
 
 
 def test_content_schema_accepts_the_bundled_sample() -> None:
-    from streams.demo import sample_path
+    from streams.dev.demo import sample_path
 
     validator = Draft202012Validator(load_schema("content"), format_checker=FormatChecker())
     valid = [

@@ -10,7 +10,9 @@ from typing import Any, ClassVar
 import pytest
 
 from streams.cli import build_parser, main
-from streams.report import Report, build_report, format_markdown, parse_when
+from streams.reporting.build import build_report
+from streams.reporting.figures import Report, parse_when
+from streams.reporting.render import format_markdown
 
 MODEL = {"name": "tco-base", "revision": "r1"}
 SHADOW_MODEL = {"name": "tco-next", "revision": "r2"}
@@ -459,7 +461,7 @@ class _FakeConsumer:
 
 
 def test_read_topics_reads_to_the_high_watermark(monkeypatch: pytest.MonkeyPatch) -> None:
-    import streams.report
+    import streams.reporting.read
     from streams.settings import Settings
 
     _FakeConsumer.logs = {
@@ -477,29 +479,31 @@ def test_read_topics_reads_to_the_high_watermark(monkeypatch: pytest.MonkeyPatch
         ("propwatch.referrals", 1): 1,
         ("propwatch.dlq", 0): 1,
     }
-    monkeypatch.setattr(streams.report, "KafkaConsumer", _FakeConsumer)
+    monkeypatch.setattr(streams.reporting.read, "KafkaConsumer", _FakeConsumer)
     unreadable: dict[str, int] = {}
-    records = streams.report.read_topics(Settings(), ["referrals", "dlq", "review"], unreadable=unreadable)
+    records = streams.reporting.read.read_topics(
+        Settings(), ["referrals", "dlq", "review"], unreadable=unreadable
+    )
     assert sorted(r["item_id"] for r in records["referrals"]) == ["a", "b", "late"]
     assert records["dlq"] == [] and records["review"] == [], "a missing topic is empty"
     assert unreadable == {"referrals": 2, "dlq": 1}
 
 
 def test_read_topics_gives_up_when_the_end_is_not_reached(monkeypatch: pytest.MonkeyPatch) -> None:
-    import streams.report
+    import streams.reporting.read
     from streams.settings import Settings
 
     _FakeConsumer.logs = {("propwatch.referrals", 0): []}
     _FakeConsumer.ends = {("propwatch.referrals", 0): 5}
-    monkeypatch.setattr(streams.report, "KafkaConsumer", _FakeConsumer)
+    monkeypatch.setattr(streams.reporting.read, "KafkaConsumer", _FakeConsumer)
     with pytest.raises(TimeoutError, match=r"propwatch.referrals\[0\] at 0 of 5"):
-        streams.report.read_topics(Settings(), ["referrals"], timeout_s=0.05)
+        streams.reporting.read.read_topics(Settings(), ["referrals"], timeout_s=0.05)
 
 
 def test_cli_prints_json_or_writes_both_files(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import streams.report
+    import streams.reporting.read
 
     def fake_read(settings: object, names: object, *, unreadable: dict[str, int]) -> dict[str, list[Any]]:
         unreadable["dlq"] = 1
@@ -508,7 +512,7 @@ def test_cli_prints_json_or_writes_both_files(
             "cleared": [cleared("b", classified_at=at(9))],
         }
 
-    monkeypatch.setattr(streams.report, "read_topics", fake_read)
+    monkeypatch.setattr(streams.reporting.read, "read_topics", fake_read)
     assert main(["report", "--since", "2026-11-10", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["totals"]["referrals"] == 1 and data["totals"]["cleared"] == 0

@@ -17,19 +17,13 @@ from hypothesis import strategies as st
 
 from classifiers.base import LABELS
 from streams.cli import main
-from streams.hashbank import MATCH_TYPES
 from streams.io import json_line
+from streams.known_content.index import MATCH_TYPES
 from streams.records import DECISIONS
-from streams.report import (
-    CELL_CHARS,
-    DECIDED_BY,
-    TOPICS,
-    Report,
-    build_report,
-    format_markdown,
-    parse_record,
-    parse_when,
-)
+from streams.reporting.build import build_report
+from streams.reporting.figures import DECIDED_BY, Report, parse_when
+from streams.reporting.read import TOPICS, parse_record
+from streams.reporting.render import CELL_CHARS, format_markdown
 from streams.safejson import MAX_DEPTH, for_terminal
 from tests import hostile
 from tests.unit.test_report import at, cleared, dead, queued, referral
@@ -300,12 +294,12 @@ def test_lang_with_an_escape_sequence_cannot_drive_the_terminal() -> None:
 def test_the_command_prints_any_report_whatever_the_locale(
     monkeypatch: pytest.MonkeyPatch, as_json: bool
 ) -> None:
-    import streams.report
+    import streams.reporting.read
 
     def fake_read(settings: object, names: object, *, unreadable: dict[str, int]) -> dict[str, list[Any]]:
         return {"referrals": [referral("a", platform="\u6f22\u5b57\u202e", lang="\x1b[31m")]}
 
-    monkeypatch.setattr(streams.report, "read_topics", fake_read)
+    monkeypatch.setattr(streams.reporting.read, "read_topics", fake_read)
     stdout = io.TextIOWrapper(io.BytesIO(), encoding="ascii")  # as under LANG=C without coercion
     monkeypatch.setattr(sys, "stdout", stdout)
     assert main(["report", *(["--json"] if as_json else [])]) == 0

@@ -155,7 +155,7 @@ HOSTILE_HASHBANK = hostile.records(
 @settings(max_examples=600, deadline=None)
 @given(hostile.raw_values(HOSTILE_HASHBANK))
 def test_hostile_hashbank_records(raw: bytes | None) -> None:
-    from streams.hashbank import HashBank
+    from streams.known_content.index import HashBank
 
     bank = HashBank()
     error = bank.apply_record(raw)
@@ -193,8 +193,8 @@ HOSTILE_REVIEW = hostile.records(
 @given(hostile.raw_values(HOSTILE_REVIEW))
 def test_hostile_review_records(raw: bytes | None) -> None:
     from classifiers.base import LABELS
-    from streams.followers import Followed
-    from streams.review import ReviewQueue
+    from streams.kafka.follower import Followed
+    from streams.review.queue import ReviewQueue
 
     queue = ReviewQueue(LABELS)
     error = queue.apply(Followed(None, raw, SourcePosition("t", 0, 0), None))

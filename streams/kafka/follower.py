@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from streams.agents import Message, Output, dead_letter
 from streams.metrics import Metrics
+from streams.pipeline.agents import Message, Output, dead_letter
 from streams.records import ErrorCode, Rejection, SourcePosition, Stage, plausible_timestamp
 from streams.settings import Settings
 
@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 RETRY_S = 2.0
 FETCH_MAX_WAIT_MS = 500
 """These topics change rarely and a short delay does not matter: long fetches keep an idle
-worker's reading cheap (the content consumer waits 100 ms, :mod:`streams.transport`)."""
+worker's reading cheap (the content consumer waits 100 ms, :mod:`streams.kafka.transport`)."""
 INVALID_KEPT = 10_000
 """Invalid records kept for the warden, at most (the oldest go first)."""
 

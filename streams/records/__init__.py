@@ -1,7 +1,7 @@
 """Input validation and the records propwatch writes.
 
 Every record that leaves the pipeline is plain JSON with a ``schema_version``, described by a
-JSON Schema file in ``streams/schemas/``. Parsing never raises, whatever the bytes: a content
+JSON Schema file in ``streams/records/schemas/``. Parsing never raises, whatever the bytes: a content
 message becomes either a :class:`ContentItem` or a :class:`Rejection` with a stable error code
 (untrusted JSON is read by :mod:`streams.safejson`). Every field that reaches an output is
 bounded (:data:`FIELD_LIMITS`), so that every record fits the producer's request size by design.
@@ -693,5 +693,7 @@ def encode(record: dict[str, Any]) -> bytes:
 
 def load_schema(name: str) -> dict[str, Any]:
     """One of the shipped JSON Schemas: ``content``, ``referral``, ``cleared`` or ``dlq``."""
-    schema: dict[str, Any] = json.loads(files("streams").joinpath(f"schemas/{name}.schema.json").read_text())
+    schema: dict[str, Any] = json.loads(
+        files("streams.records").joinpath(f"schemas/{name}.schema.json").read_text()
+    )
     return schema

@@ -1,40 +1,17 @@
-"""Human review: reviewers' decisions on review records become referrals, verdicts and examples.
-
-Items the model scores between a review threshold and the referral threshold go to the review
-topic (see :class:`streams.agents.BatchProcessor`). A reviewer's tool reads them and writes
-decisions to the decisions topic: ``{"review_id", "decision": "approve" | "reject",
-"reviewer", "reason", "labels"?, "override_reason"?, "supersedes"?}``. :class:`DecisionProcessor`
-turns each decision that applies into
-
-- on approval, a referral (``decided_by: review``) that also joins the hash bank;
-- on rejection, a cleared verdict (``decided_by: review``);
-- in both cases, a labelled example on the examples topic (``propwatch evaluate --decisions``).
-
-**Which decision applies** (:func:`in_force`). The decisions topic has one partition, so its log
-orders every decision. The first valid decision on a review is in force; a later one applies
-only when it names the decision in force in ``supersedes`` (a supervisor's correction, recorded
-as such in its records); any other goes to the dead-letter topic as ``already_decided``. A
-decision received again (the same ``decision_id``) writes nothing new. An approval confirms
-labels among the review's candidates, unless it gives an ``override_reason``, which its referral
-records. The rule is a function of the log, so every worker, before and after a restart, and a
-redelivered decision, come to the same answer.
-
-Every worker reads the review topic into a :class:`ReviewQueue` and the decisions topic into a
-:class:`DecisionLog` (:mod:`streams.followers`), so any worker can decide; a review record that
-this pipeline did not write (see :func:`streams.records.check_review`) is refused and
-dead-lettered, never decided on.
-"""
+"""Reviewers' decisions become referrals, verdicts and labelled examples (the ``decide`` agent)."""
 
 from __future__ import annotations
 
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from streams import safejson
-from streams.agents import (
+from streams.kafka.follower import TopicFollower
+from streams.kafka.topics import CLEARED, EXAMPLES, HASHBANK, REFERRALS
+from streams.known_content.entry import remove_record
+from streams.metrics import Metrics
+from streams.pipeline.agents import (
     Message,
     Output,
     bank_output,
@@ -44,9 +21,6 @@ from streams.agents import (
     internal_error,
     learned_entry,
 )
-from streams.followers import Followed, TopicFollower
-from streams.hashbank import remove_record
-from streams.metrics import Metrics
 from streams.records import (
     SUBJECT_FIELDS,
     DecidedBy,
@@ -54,18 +28,18 @@ from streams.records import (
     ErrorCode,
     Rejection,
     Stage,
-    check_review,
     cleared_record,
     custody_step,
     encode,
-    epoch_to_rfc3339,
     example_record,
     parse_decision,
     referral_id,
     referral_record,
     utc_now,
 )
-from streams.topics import CLEARED, EXAMPLES, HASHBANK, REFERRALS
+from streams.review.log import DecisionLog, default_decided_at
+from streams.review.queue import ReviewQueue
+from streams.review.rules import check_decision, in_force
 
 log = logging.getLogger(__name__)
 
@@ -74,116 +48,6 @@ CLOSE_EVERY_S = 60.0
 FOLLOW_WAIT_S = 10.0
 """How long a batch waits at a time for the review and decisions topics to be read far enough
 (it waits again, logging, for as long as it takes: the stall metric shows the wait)."""
-
-
-def default_decided_at(timestamp: float | None) -> str | None:
-    """What a decision without ``decided_at`` was decided at: its message's timestamp."""
-    return epoch_to_rfc3339(timestamp) if timestamp is not None else None
-
-
-class ReviewQueue:
-    """Valid review records by ``review_id``, as read from the review topic. A review whose
-    decision is older than the retention is dropped, leaving only the decision in force."""
-
-    def __init__(self, labels: tuple[str, ...]) -> None:
-        self.labels = labels
-        self.records: dict[str, dict[str, Any]] = {}
-        self.closed: dict[str, Decision] = {}
-        """Reviews dropped after their decision, with the decision in force when they were."""
-
-    def apply(self, record: Followed) -> str | None:
-        """Take one review topic message; why it is not a valid review record, or None."""
-        data = safejson.parse_object(record.value if record.value is not None else b"null")
-        if isinstance(data, safejson.NotJson):
-            return f"record is {data.message}"
-        problem = check_review(data, self.labels)
-        if problem is not None:
-            return f"not a review record of this pipeline: {problem}"
-        if data["review_id"] not in self.closed:  # a redelivered item queues its review again
-            self.records[data["review_id"]] = data
-        return None
-
-    def get(self, review_id: str) -> dict[str, Any] | None:
-        return self.records.get(review_id)
-
-    def close(self, log_: DecisionLog, *, now: float, retention_s: float, before: Mapping[int, int]) -> int:
-        """Drop the reviews whose decision in force is older than ``retention_s``; how many. Only
-        decisions already applied count: those before ``before`` (partition: offset) in the log."""
-        dropped = 0
-        for review_id, review in list(self.records.items()):
-            logged = [e for e in log_.all(review_id) if e.offset < before.get(e.partition, 0)]
-            current = in_force(review, [entry.decision for entry in logged])
-            latest = max((entry.timestamp or now for entry in logged), default=now)
-            if current is not None and latest < now - retention_s:
-                del self.records[review_id]
-                self.closed[review_id] = current
-                dropped += 1
-        return dropped
-
-
-@dataclass(frozen=True)
-class Logged:
-    """A decision as read from the decisions topic, with its place in the log."""
-
-    partition: int
-    offset: int
-    timestamp: float | None
-    decision: Decision
-
-
-class DecisionLog:
-    """Every decision on the decisions topic, by review, in log order. Messages that are not
-    decisions are left to the decide agent, which dead-letters them."""
-
-    def __init__(self, labels: tuple[str, ...]) -> None:
-        self.labels = labels
-        self.by_review: dict[str, list[Logged]] = {}
-
-    def apply(self, record: Followed) -> str | None:
-        decision = parse_decision(
-            record.value if record.value is not None else b"",
-            labels=self.labels,
-            default_decided_at=default_decided_at(record.timestamp),
-        )
-        if isinstance(decision, Decision):
-            entry = Logged(record.source.partition, record.source.offset, record.timestamp, decision)
-            self.by_review.setdefault(decision.review_id, []).append(entry)
-        return None
-
-    def all(self, review_id: str) -> list[Logged]:
-        return self.by_review.get(review_id, [])
-
-    def before(self, review_id: str, partition: int, offset: int) -> list[Decision]:
-        """The decisions on ``review_id`` earlier in the log than ``partition``/``offset``."""
-        return [
-            entry.decision
-            for entry in self.all(review_id)
-            if entry.partition == partition and entry.offset < offset
-        ]
-
-
-def check_decision(review: dict[str, Any], decision: Decision) -> str | None:
-    """Why ``decision`` cannot apply to ``review`` whatever else was decided, or None."""
-    if decision.decision == "approve" and decision.labels and not decision.override_reason:
-        outside = [label for label in decision.labels if label not in review["labels"]]
-        if outside:
-            return (
-                f"labels {outside} are not among the review's candidates {review['labels']}: "
-                "an approval of other labels needs an override_reason"
-            )
-    return None
-
-
-def in_force(review: dict[str, Any], decisions: Sequence[Decision]) -> Decision | None:
-    """The decision in force after ``decisions`` (in log order): the first valid one, or the
-    latest valid one that names the decision in force before it in ``supersedes``."""
-    current: Decision | None = None
-    for decision in decisions:
-        if check_decision(review, decision) is not None:
-            continue
-        if decision.supersedes == (current.decision_id if current else None):
-            current = decision
-    return current
 
 
 class DecisionProcessor:

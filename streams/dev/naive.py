@@ -2,7 +2,7 @@
 ``transformers.pipeline`` once per message, on the event loop, as tutorials do.
 
 Not for production: it blocks the event loop during inference and batches nothing.
-Run: ``python -m streams.naive MODEL_FOLDER`` with the same ``PROPWATCH_*`` settings.
+Run: ``python -m streams.dev.naive MODEL_FOLDER`` with the same ``PROPWATCH_*`` settings.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import sys
 import faust
 from transformers import pipeline
 
+from streams.kafka.topics import CLEARED, CONTENT, REFERRALS
 from streams.settings import Settings
-from streams.topics import CLEARED, CONTENT, REFERRALS
 
 
 def naive_app(settings: Settings, model: str) -> faust.App:

@@ -16,18 +16,18 @@ from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 
-from streams.broker import EmbeddedBroker, free_port
+from streams.dev.broker import EmbeddedBroker, free_port
+from streams.dev.worker_process import WorkerProcess
 from streams.io import produce_lines
+from streams.kafka.topics import CLEARED, DLQ, OUTPUTS, REFERRALS, create_topics
 from streams.settings import Settings
-from streams.topics import CLEARED, DLQ, OUTPUTS, REFERRALS, create_topics
-from streams.worker_process import WorkerProcess
 
 STALL_TIMEOUT_S = 180.0
 
 
 def sample_path() -> Path:
     """The bundled sample: a few hundred synthetic content items, some deliberately invalid."""
-    return Path(str(files("streams").joinpath("data/sample.jsonl")))
+    return Path(str(files("streams.dev").joinpath("data/sample.jsonl")))
 
 
 def _progress_table(counts: Counter[str], total: int, elapsed: float) -> Table:

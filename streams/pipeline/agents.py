@@ -28,7 +28,10 @@ from typing import Any, Protocol
 import faust
 
 from classifiers.base import Classifier, Scores
-from streams.hashbank import NORMALISATION, Entry, HashBank, Match, Signature, signature
+from streams.kafka.topics import CLEARED, DLQ, HASHBANK, REFERRALS, REVIEW, TopicSpec
+from streams.known_content.entry import Entry
+from streams.known_content.index import HashBank, Match
+from streams.known_content.signature import NORMALISATION, Signature, signature
 from streams.metrics import Metrics
 from streams.records import (
     SCHEMA_VERSION,
@@ -53,7 +56,6 @@ from streams.records import (
     subject,
     utc_now,
 )
-from streams.topics import CLEARED, DLQ, HASHBANK, REFERRALS, REVIEW, TopicSpec
 
 log = logging.getLogger(__name__)
 

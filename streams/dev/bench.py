@@ -29,11 +29,11 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from classifiers.base import Classifier
 from classifiers.corpus import seed_examples
 from streams import children
-from streams.broker import EmbeddedBroker, free_port
-from streams.report import read_topics
+from streams.dev.broker import EmbeddedBroker, free_port
+from streams.dev.worker_process import WorkerProcess
+from streams.kafka.topics import CONTENT, OUTPUTS, REFERRALS, create_topics
+from streams.reporting.read import read_topics
 from streams.settings import Settings
-from streams.topics import CONTENT, OUTPUTS, REFERRALS, create_topics
-from streams.worker_process import WorkerProcess
 
 BATCH_SIZES = (8, 16, 32, 64)
 
@@ -368,7 +368,7 @@ def _bench_naive(
     }
     log = (workdir / "naive.log").open("ab")
     process = children.start(
-        [sys.executable, "-m", "streams.naive", model_path],
+        [sys.executable, "-m", "streams.dev.naive", model_path],
         stop_timeout_s=20.0,
         env={**os.environ, **naive_env},
         stdout=log,

@@ -1,0 +1,1 @@
+"""The worker's pipeline: validate, match known content, score, decide, build records, send."""

@@ -1,0 +1,34 @@
+"""The decision rules: which decisions on a review are valid, and which one is in force."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from streams.records import (
+    Decision,
+)
+
+
+def check_decision(review: dict[str, Any], decision: Decision) -> str | None:
+    """Why ``decision`` cannot apply to ``review`` whatever else was decided, or None."""
+    if decision.decision == "approve" and decision.labels and not decision.override_reason:
+        outside = [label for label in decision.labels if label not in review["labels"]]
+        if outside:
+            return (
+                f"labels {outside} are not among the review's candidates {review['labels']}: "
+                "an approval of other labels needs an override_reason"
+            )
+    return None
+
+
+def in_force(review: dict[str, Any], decisions: Sequence[Decision]) -> Decision | None:
+    """The decision in force after ``decisions`` (in log order): the first valid one, or the
+    latest valid one that names the decision in force before it in ``supersedes``."""
+    current: Decision | None = None
+    for decision in decisions:
+        if check_decision(review, decision) is not None:
+            continue
+        if decision.supersedes == (current.decision_id if current else None):
+            current = decision
+    return current
