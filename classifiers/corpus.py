@@ -2,7 +2,13 @@
 
 JSON Lines in ``classifiers/seed/`` (one file per language) with ``id``, ``text``, ``labels``
 (taxonomy labels; empty for negatives), ``lang``, ``category`` (``propaganda`` for positives,
-else the kind of negative) and ``split`` (``train`` or ``test``, fixed).
+else the kind of negative, see ``CATEGORIES``), ``split`` (``train`` or ``test``, fixed) and an
+optional ``pair``: the two members of a contrast pair (a positive and a near-identical negative
+sharing its cue words) carry the same pair id and the same split.
+
+``classifiers/seed/independent/`` holds one independent test set per language, in the same format
+with ``split`` ``independent``: written in a different style (other groups, voices and topics),
+never trained on, read by ``independent_examples()`` or ``seed_examples("independent")``.
 """
 
 from __future__ import annotations
@@ -19,6 +25,28 @@ from classifiers.base import LABELS
 EASY_NEGATIVE = "everyday"
 """The one negative category that is not a hard negative."""
 
+POSITIVE_CATEGORY = "propaganda"
+NEGATIVE_CATEGORIES = (
+    "news",
+    "court",
+    "research",
+    "counter_speech",
+    "policy",
+    "idiom",
+    "game",
+    "manual",
+    "recruiting_ad",
+    "history",
+    "fiction",
+    EASY_NEGATIVE,
+)
+CATEGORIES = (POSITIVE_CATEGORY, *NEGATIVE_CATEGORIES)
+"""Every ``category`` a corpus line may have."""
+
+SEED_SPLITS = ("train", "test")
+INDEPENDENT = "independent"
+"""The split of the independent test sets (``classifiers/seed/independent/``)."""
+
 
 @dataclass(frozen=True)
 class Example:
@@ -28,6 +56,7 @@ class Example:
     lang: str | None = None
     category: str | None = None
     split: str | None = None
+    pair: str | None = None
 
     @property
     def positive(self) -> bool:
@@ -38,9 +67,19 @@ class Example:
         return not self.labels and self.category not in (None, EASY_NEGATIVE)
 
 
+def _seed_folder() -> Path:
+    return Path(str(files("classifiers").joinpath("seed")))
+
+
 def seed_files() -> list[Path]:
-    folder = Path(str(files("classifiers").joinpath("seed")))
-    return sorted(folder.glob("*.jsonl"))
+    """The seed corpus's files (train and test), one per language: the top folder only, so never
+    the independent test sets."""
+    return sorted(_seed_folder().glob("*.jsonl"))
+
+
+def independent_files() -> list[Path]:
+    """The independent test sets, one per language."""
+    return sorted((_seed_folder() / INDEPENDENT).glob("*.jsonl"))
 
 
 def read_examples(paths: Iterable[Path | str], split: str | None = None) -> list[Example]:
@@ -73,6 +112,7 @@ def example_from_row(row: dict[str, Any], default_id: str) -> Example:
         lang=row.get("lang"),
         category=row.get("category"),
         split=row.get("split"),
+        pair=row.get("pair"),
     )
 
 
@@ -87,5 +127,13 @@ def examples_from_records(records: Iterable[dict[str, Any]]) -> list[Example]:
 
 
 def seed_examples(split: str | None = None) -> list[Example]:
-    """The project's seed corpus, optionally one split."""
+    """The project's seed corpus, optionally one split (``train`` or ``test``); ``independent``
+    gives the independent test sets instead, which no other value (not even ``None``) includes."""
+    if split == INDEPENDENT:
+        return independent_examples()
     return read_examples(seed_files(), split)
+
+
+def independent_examples() -> list[Example]:
+    """The independent test sets, all languages: for evaluation only, never for training."""
+    return read_examples(independent_files())

@@ -227,7 +227,7 @@ def cmd_model_export_onnx(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from classifiers.corpus import read_examples, seed_files
+    from classifiers.corpus import INDEPENDENT, independent_files, read_examples, seed_files
     from classifiers.evaluation import evaluate, format_report
 
     settings = _settings()
@@ -238,7 +238,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
         examples = examples_from_records(read_topics(settings, [EXAMPLES.name])[EXAMPLES.name])
     else:
-        examples = read_examples(args.files or seed_files(), split=args.split)
+        default = independent_files() if args.split == INDEPENDENT else seed_files()
+        examples = read_examples(args.files or default, split=args.split)
     if not examples:
         print("propwatch evaluate: no examples (check the files and --split)", file=sys.stderr)
         return 1
@@ -408,7 +409,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="precision, recall and F1 of a model on labelled JSON Lines")
     p.add_argument("files", nargs="*", help="JSON Lines with text and labels (default: the seed corpus)")
     p.add_argument("--model", help="model folder or hub id (default: PROPWATCH_MODEL)")
-    p.add_argument("--split", help="only examples whose split field is this, e.g. test")
+    p.add_argument(
+        "--split",
+        help="only examples whose split field is this, e.g. test; independent: the independent test sets",
+    )
     p.add_argument(
         "--decisions",
         action="store_true",

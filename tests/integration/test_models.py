@@ -87,7 +87,7 @@ def test_default_model_refers_propaganda_and_clears_news(deployment: Deployment,
     propaganda = {"incitement", "recruitment", "instruction", "threat"}
     assert rate(propaganda, "referrals") >= 0.9, "the propaganda-like sample items are referred"
     assert rate({"news"}, "cleared") == 1.0, "news about attacks is not propaganda"
-    assert rate({"court", "research", "counter_speech", "policy"}, "cleared") >= 0.9
+    assert rate({"court", "research", "counter_speech", "policy", "history", "fiction"}, "cleared") >= 0.9
     missed = Counter(
         kind for i, (_, kind) in expected.items() if kind in propaganda and outcome[i] != "referrals"
     )
