@@ -1,13 +1,8 @@
-"""Every topic propwatch reads or writes, declared once, and their idempotent creation."""
+"""Every topic propwatch reads or writes, declared once (:mod:`streams.kafka.admin` creates them)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from kafka.admin import KafkaAdminClient, NewTopic
-from kafka.errors import TopicAlreadyExistsError
-
-from streams.settings import Settings
 
 DAY_MS = 24 * 3600 * 1000
 
@@ -23,6 +18,10 @@ class TopicSpec:
     schema: str
     partitions: int | None = None
     """Fixed partition count; None: ``PROPWATCH_PARTITIONS``."""
+
+    def configs(self) -> dict[str, str]:
+        """The topic configuration it is created with."""
+        return {"retention.ms": str(self.retention_ms)}
 
 
 CONTENT = TopicSpec("content", "content items to classify (input)", 7 * DAY_MS, "content")
@@ -42,34 +41,3 @@ EXAMPLES = TopicSpec("examples", "reviewers' decisions as labelled examples", -1
 TOPICS: tuple[TopicSpec, ...] = (CONTENT, REFERRALS, CLEARED, REVIEW, DLQ, DECISIONS, HASHBANK, EXAMPLES)
 OUTPUTS: tuple[TopicSpec, ...] = (REFERRALS, CLEARED, REVIEW, DLQ)
 """Where every item that enters leaves its record (one per item, or more after a review)."""
-
-
-def create_topics(settings: Settings, specs: tuple[TopicSpec, ...] = TOPICS) -> dict[str, str]:
-    """Create the topics that do not exist yet; returns ``{topic: "created" | "exists"}``."""
-    admin = KafkaAdminClient(client_id="propwatch-admin", **settings.kafka_python_config())
-    try:
-        existing = set(admin.list_topics())
-        result: dict[str, str] = {}
-        missing = []
-        for spec in specs:
-            name = settings.topic(spec.name)
-            if name in existing:
-                result[name] = "exists"
-            else:
-                missing.append(
-                    NewTopic(
-                        name,
-                        num_partitions=spec.partitions or settings.partitions,
-                        replication_factor=settings.replication_factor,
-                        topic_configs={"retention.ms": str(spec.retention_ms)},
-                    )
-                )
-        for topic in missing:
-            try:
-                admin.create_topics([topic])
-                result[topic.name] = "created"
-            except TopicAlreadyExistsError:
-                result[topic.name] = "exists"
-        return result
-    finally:
-        admin.close()
