@@ -18,10 +18,16 @@ class TopicSpec:
     schema: str
     partitions: int | None = None
     """Fixed partition count; None: ``PROPWATCH_PARTITIONS``."""
+    compact: bool = False
+    """Compacted (``cleanup.policy=compact``): the broker may drop a record once a later one has
+    the same key, so every record must have a key and the latest record of a key says it all."""
 
     def configs(self) -> dict[str, str]:
         """The topic configuration it is created with."""
-        return {"retention.ms": str(self.retention_ms)}
+        configs = {"retention.ms": str(self.retention_ms)}
+        if self.compact:
+            configs["cleanup.policy"] = "compact"
+        return configs
 
 
 CONTENT = TopicSpec("content", "content items to classify (input)", 7 * DAY_MS, "content")
@@ -35,8 +41,14 @@ DECISIONS = TopicSpec(
 """One partition: its log orders every decision, which is what decides which one is in force
 (:func:`streams.review.in_force`)."""
 HASHBANK = TopicSpec(
-    "hashbank", "known-content hash bank updates, read whole by every worker", -1, "hashbank"
+    "hashbank", "known-content hash bank updates, read whole by every worker", -1, "hashbank", compact=True
 )
+"""Keyed by entry id, and an entry's latest record (an add, or a remove) is all a worker needs:
+Apache Kafka compacts it, so a worker's start-up read no longer grows with every update ever
+made. The embedded broker (Tansu 0.6) accepts the setting but does not compact (measured): there
+a worker reads every record and applies them in order, to the same bank. A remove is a record
+(``"op": "remove"``), not a tombstone: workers skip and dead-letter a tombstone, as any value that
+is not a bank record."""
 EXAMPLES = TopicSpec("examples", "reviewers' decisions as labelled examples", -1, "example")
 TOPICS: tuple[TopicSpec, ...] = (CONTENT, REFERRALS, CLEARED, REVIEW, DLQ, DECISIONS, HASHBANK, EXAMPLES)
 OUTPUTS: tuple[TopicSpec, ...] = (REFERRALS, CLEARED, REVIEW, DLQ)

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 import pytest
 
 from streams.kafka.end import at_end, partition_end
+from streams.kafka.topics import HASHBANK, TOPICS
 from streams.settings import Settings
 from tests.unit.test_report import referral
 
@@ -20,6 +21,11 @@ def test_a_partition_ends_at_the_high_watermark_or_the_listed_end_if_larger() ->
     assert not at_end(0, None) and not at_end(0, None, 0)
     assert at_end(0, 0, 0), "an empty partition is read once a fetch says so"
     assert not at_end(1, 5, 1) and at_end(5, 5, 1)
+
+
+def test_the_hashbank_topic_alone_is_compacted() -> None:
+    assert HASHBANK.configs() == {"retention.ms": "-1", "cleanup.policy": "compact"}
+    assert [spec.name for spec in TOPICS if "cleanup.policy" in spec.configs()] == ["hashbank"]
 
 
 class _Message:
