@@ -115,6 +115,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_produce(args: argparse.Namespace) -> int:
+    from kafka.errors import KafkaError
+
     from streams.io import produce_lines, read_lines
 
     settings = _settings()
@@ -122,7 +124,11 @@ def cmd_produce(args: argparse.Namespace) -> int:
     def on_reject(line: int, reason: str) -> None:
         print(f"line {line}: rejected: {reason}", file=sys.stderr)
 
-    report = produce_lines(settings, read_lines(args.file), strict=args.strict, on_reject=on_reject)
+    try:
+        report = produce_lines(settings, read_lines(args.file), strict=args.strict, on_reject=on_reject)
+    except KafkaError as exc:  # a send the broker did not acknowledge: say so, do not report success
+        print(f"propwatch produce: cannot send to {settings.bootstrap}: {exc}", file=sys.stderr)
+        return 1
     detail = ", ".join(f"{code}: {n}" for code, n in sorted(report.reasons.items()))
     if args.strict:
         print(f"sent {report.sent}, rejected {report.rejected}" + (f" ({detail})" if detail else ""))
