@@ -79,7 +79,8 @@ def cmd_broker(args: argparse.Namespace) -> int:
 
 
 def cmd_topics_create(args: argparse.Namespace) -> int:
-    from streams.kafka.topics import TOPICS, create_topics
+    from streams.kafka.admin import create_topics
+    from streams.kafka.topics import TOPICS
 
     settings = _settings()
     partitions = {settings.topic(spec.name): spec.partitions or settings.partitions for spec in TOPICS}
@@ -114,6 +115,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_produce(args: argparse.Namespace) -> int:
+    from kafka.errors import KafkaError
+
     from streams.io import produce_lines, read_lines
 
     settings = _settings()
@@ -121,7 +124,11 @@ def cmd_produce(args: argparse.Namespace) -> int:
     def on_reject(line: int, reason: str) -> None:
         print(f"line {line}: rejected: {reason}", file=sys.stderr)
 
-    report = produce_lines(settings, read_lines(args.file), strict=args.strict, on_reject=on_reject)
+    try:
+        report = produce_lines(settings, read_lines(args.file), strict=args.strict, on_reject=on_reject)
+    except KafkaError as exc:  # a send the broker did not acknowledge: say so, do not report success
+        print(f"propwatch produce: cannot send to {settings.bootstrap}: {exc}", file=sys.stderr)
+        return 1
     detail = ", ".join(f"{code}: {n}" for code, n in sorted(report.reasons.items()))
     if args.strict:
         print(f"sent {report.sent}, rejected {report.rejected}" + (f" ({detail})" if detail else ""))
@@ -134,14 +141,16 @@ def cmd_produce(args: argparse.Namespace) -> int:
 
 
 def cmd_consume(args: argparse.Namespace) -> int:
-    from streams.io import consume, consumed_line
+    from streams.io import consumed_line
+    from streams.kafka.reader import read_to_end
 
     settings = _settings()
     topic = args.topic if "." in args.topic else settings.topic(args.topic)
+    records = read_to_end(settings, [topic], timeout_s=args.timeout, max_records=args.max, missing_ok=False)
     try:
-        for _, value in consume(settings, [topic], max_records=args.max, timeout_s=args.timeout):
-            _write(consumed_line(value) + "\n")
-    except LookupError as exc:
+        for record in records:
+            _write(consumed_line(record.value) + "\n")
+    except (LookupError, TimeoutError) as exc:
         print(f"propwatch consume: {exc}", file=sys.stderr)
         return 1
     return 0
@@ -172,11 +181,17 @@ def cmd_hashbank_remove(args: argparse.Namespace) -> int:
 def _publish_bank_records(action: str, records: list[dict[str, object]]) -> int:
     from kafka.errors import KafkaError
 
-    from streams.known_content.files import publish_records
+    from streams.kafka.producer import Producer
+    from streams.kafka.topics import HASHBANK
+    from streams.safejson import encode
 
     settings = _settings()
     try:
-        sent = publish_records(settings, records)
+        with Producer(settings) as producer:  # keyed by entry id: the topic is compacted by key
+            for record in records:
+                key = str(record["entry_id"]).encode()
+                producer.send(settings.topic(HASHBANK.name), encode(record), key=key)
+            sent = producer.flush()
     except KafkaError as exc:
         print(f"propwatch hashbank {action}: cannot send to {settings.bootstrap}: {exc}", file=sys.stderr)
         return 1
@@ -362,10 +377,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strict", action="store_true", help="reject invalid lines here instead of sending them")
     p.set_defaults(func=cmd_produce)
 
-    p = sub.add_parser("consume", help="print a topic's records as JSON Lines")
+    p = sub.add_parser("consume", help="print a topic's records to its end as JSON Lines")
     p.add_argument("topic", help="topic name, or its short name: content, referrals, cleared, dlq")
     p.add_argument("--max", type=int, default=None, help="stop after N records")
-    p.add_argument("--timeout", type=float, default=5.0, help="stop after S seconds without records")
+    p.add_argument(
+        "--timeout", type=float, default=60.0, help="give up when the end is not reached within S seconds"
+    )
     p.set_defaults(func=cmd_consume)
 
     p = sub.add_parser("hashbank", help="the known-content hash bank")

@@ -1,4 +1,5 @@
-"""Synchronous produce and consume with kafka-python, for the CLI, the demo and scripts."""
+"""The command line's input and output: content items from JSON Lines to the content topic, and
+records as lines a terminal can show safely. Kafka itself is :mod:`streams.kafka`."""
 
 from __future__ import annotations
 
@@ -6,9 +7,9 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import MessageSizeTooLargeError
 
+from streams.kafka.producer import Producer
 from streams.kafka.topics import CONTENT
 from streams.records import ContentItem, parse_item
 from streams.safejson import NotJson, encode, for_terminal, lone_surrogate, parse
@@ -35,11 +36,12 @@ def produce_lines(
     Invalid lines are sent too (the worker dead-letters them, so nothing is lost) unless
     ``strict``, which rejects them here instead. A line larger than a produce request can take
     (``max_message_bytes``) is rejected here whatever ``strict`` says. Blank lines are skipped.
+    Returns once the broker acknowledged every line sent; raises
+    :class:`kafka.errors.KafkaError` when a send failed.
     """
     report = ProduceReport()
-    producer = KafkaProducer(acks="all", linger_ms=5, **settings.kafka_python_producer_config())
     topic = settings.topic(CONTENT.name)
-    try:
+    with Producer(settings) as producer:
         for number, line in enumerate(lines, 1):
             raw = line.rstrip(b"\r\n")
             if not raw.strip():
@@ -68,8 +70,6 @@ def produce_lines(
                 continue
             report.sent += 1
         producer.flush()
-    finally:
-        producer.close()
     return report
 
 
@@ -97,39 +97,6 @@ def read_lines(path: str) -> Iterator[bytes]:
         return
     with open(path, "rb") as handle:
         yield from handle
-
-
-def consume(
-    settings: Settings, topics: list[str], *, max_records: int | None, timeout_s: float
-) -> Iterator[tuple[str, bytes | None]]:
-    """Messages of ``topics`` from the beginning, without joining a group, until ``max_records``
-    or ``timeout_s`` of silence. Yields ``(topic, value)``: the bytes as the broker holds them,
-    None for a tombstone; :func:`consumed_line` is how to print one."""
-    consumer = KafkaConsumer(
-        group_id=None,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        consumer_timeout_ms=int(timeout_s * 1000),
-        **settings.kafka_python_config(),
-    )
-    try:
-        partitions = [
-            TopicPartition(topic, p)
-            for topic in topics
-            for p in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
-        if not partitions:
-            raise LookupError(f"no such topic: {', '.join(topics)}")
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        count = 0
-        for message in consumer:
-            yield message.topic, message.value
-            count += 1
-            if max_records is not None and count >= max_records:
-                return
-    finally:
-        consumer.close()
 
 
 def consumed_line(value: bytes | None) -> str:

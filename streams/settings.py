@@ -238,25 +238,3 @@ class Settings(BaseSettings):
                 self.ssl_key_password.get_secret_value() if self.ssl_key_password else None,
             )
         return context
-
-    def kafka_python_producer_config(self) -> dict[str, object]:
-        """:meth:`kafka_python_config` for a producer: requests up to ``max_message_bytes``."""
-        return {**self.kafka_python_config(), "max_request_size": self.max_message_bytes}
-
-    def kafka_python_config(self) -> dict[str, object]:
-        """Connection options for kafka-python clients (admin, CLI producer and consumer); aiokafka
-        takes the same (the worker's readers of the hashbank and review topics)."""
-        config: dict[str, object] = {
-            "bootstrap_servers": self.bootstrap.split(","),
-            "security_protocol": self.security_protocol,
-        }
-        if self.security_protocol.startswith("SASL"):
-            config["sasl_mechanism"] = self.sasl_mechanism
-            config["sasl_plain_username"] = self.sasl_username
-            config["sasl_plain_password"] = (
-                self.sasl_password.get_secret_value() if self.sasl_password else None
-            )
-        context = self.ssl_context()
-        if context is not None:
-            config["ssl_context"] = context
-        return config

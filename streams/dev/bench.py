@@ -24,14 +24,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-
 from classifiers.base import Classifier
 from classifiers.corpus import seed_examples
 from streams import children
 from streams.dev.broker import EmbeddedBroker, free_port
 from streams.dev.worker_process import WorkerProcess
-from streams.kafka.topics import CONTENT, OUTPUTS, REFERRALS, create_topics
+from streams.kafka.admin import create_topics
+from streams.kafka.producer import Producer
+from streams.kafka.reader import TopicReader
+from streams.kafka.topics import CONTENT, OUTPUTS, REFERRALS
 from streams.reporting.read import read_topics
 from streams.settings import Settings
 
@@ -122,24 +123,16 @@ class OutputWatch:
     def __init__(self, settings: Settings, topics: Sequence[str]) -> None:
         self.arrivals: dict[str, float] = {}
         self._stop = threading.Event()
-        self._consumer = KafkaConsumer(
-            group_id=None,
-            auto_offset_reset="earliest",
-            enable_auto_commit=False,
-            **settings.kafka_python_config(),
-        )
-        partitions = [TopicPartition(t, p) for t in topics for p in range(settings.partitions)]
-        self._consumer.assign(partitions)
-        self._consumer.seek_to_beginning(*partitions)
+        self._reader = TopicReader(settings, topics)
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            for messages in self._consumer.poll(timeout_ms=100).values():
-                now = time.monotonic()
-                for message in messages:
-                    self.arrivals.setdefault(message.key.decode() if message.key else "", now)
+            records = self._reader.poll(timeout_s=0.1)
+            now = time.monotonic()
+            for record in records:
+                self.arrivals.setdefault(record.key.decode() if record.key else "", now)
 
     def wait_for(self, ids: Sequence[str], timeout_s: float) -> float:
         """The arrival time of the last of ``ids``."""
@@ -154,7 +147,7 @@ class OutputWatch:
     def close(self) -> None:
         self._stop.set()
         self._thread.join()
-        self._consumer.close()
+        self._reader.close()
 
 
 def _payload(item_id: str, text: str) -> bytes:
@@ -165,18 +158,17 @@ def _produce(
     settings: Settings, items: Sequence[tuple[str, str]], rate: float | None = None
 ) -> dict[str, float]:
     """Send ``items``, as fast as possible or at ``rate`` items/s; returns each id's send time."""
-    producer = KafkaProducer(linger_ms=2, **settings.kafka_python_producer_config())
     sent: dict[str, float] = {}
-    started = time.monotonic()
-    for index, (item_id, text) in enumerate(items):
-        if rate:
-            delay = started + index / rate - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-        sent[item_id] = time.monotonic()
-        producer.send(settings.topic(CONTENT.name), key=item_id.encode(), value=_payload(item_id, text))
-    producer.flush()
-    producer.close()
+    with Producer(settings, linger_ms=2) as producer:
+        started = time.monotonic()
+        for index, (item_id, text) in enumerate(items):
+            if rate:
+                delay = started + index / rate - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+            sent[item_id] = time.monotonic()
+            producer.send(settings.topic(CONTENT.name), _payload(item_id, text), key=item_id.encode())
+        producer.flush()
     return sent
 
 

@@ -10,7 +10,6 @@ from collections import Counter
 from importlib.resources import files
 from pathlib import Path
 
-from kafka import KafkaConsumer, TopicPartition
 from rich.console import Console
 from rich.live import Live
 from rich.markup import escape
@@ -19,7 +18,9 @@ from rich.table import Table
 from streams.dev.broker import EmbeddedBroker, free_port
 from streams.dev.worker_process import WorkerProcess
 from streams.io import produce_lines
-from streams.kafka.topics import CLEARED, DLQ, OUTPUTS, REFERRALS, create_topics
+from streams.kafka.admin import create_topics
+from streams.kafka.reader import TopicReader
+from streams.kafka.topics import CLEARED, DLQ, OUTPUTS, REFERRALS
 from streams.settings import Settings
 
 STALL_TIMEOUT_S = 180.0
@@ -110,31 +111,18 @@ def _expected_verdicts(lines: list[bytes]) -> dict[str, str]:
 def _watch(
     console: Console, settings: Settings, total: int, started: float, worker: WorkerProcess
 ) -> list[tuple[str, dict[str, object]]]:
-    consumer = KafkaConsumer(
-        group_id=None,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        **settings.kafka_python_config(),
-    )
-    partitions = [
-        TopicPartition(settings.topic(spec.name), p) for spec in OUTPUTS for p in range(settings.partitions)
-    ]
-    consumer.assign(partitions)
-    consumer.seek_to_beginning(*partitions)
     names = {settings.topic(spec.name): spec.name for spec in OUTPUTS}
     records: list[tuple[str, dict[str, object]]] = []
     counts: Counter[str] = Counter()
     last_progress = time.monotonic()
-    try:
+    with TopicReader(settings, list(names), missing_ok=False) as reader:
         with Live(_progress_table(counts, total, 0.0), console=console, refresh_per_second=8) as live:
             while len(records) < total:
-                batch = consumer.poll(timeout_ms=200)
-                for messages in batch.values():
-                    for message in messages:
-                        name = names[message.topic]
-                        counts[name] += 1
-                        records.append((name, json.loads(message.value)))
-                        last_progress = time.monotonic()
+                for message in reader.poll(timeout_s=0.2):
+                    name = names[message.topic]
+                    counts[name] += 1
+                    records.append((name, json.loads(message.value)))
+                    last_progress = time.monotonic()
                 live.update(_progress_table(counts, total, time.monotonic() - started))
                 if worker.process.poll() is not None:
                     raise RuntimeError(
@@ -142,8 +130,6 @@ def _watch(
                     )
                 if time.monotonic() - last_progress > STALL_TIMEOUT_S:
                     raise RuntimeError(f"no output for {STALL_TIMEOUT_S:.0f} s:\n{worker.log_tail()}")
-    finally:
-        consumer.close()
     return records
 
 

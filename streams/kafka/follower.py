@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from streams.kafka.config import client_config
+from streams.kafka.end import at_end
 from streams.metrics import Metrics
 from streams.pipeline.agents import Message, Output, dead_letter
 from streams.records import ErrorCode, Rejection, SourcePosition, Stage, plausible_timestamp
@@ -125,16 +127,12 @@ class TopicFollower:
         return True
 
     def _at_end(self) -> bool:
-        """Whether every partition's position is at the high watermark of its latest fetch. (The
-        listed end offsets will not do: Tansu 0.6 lists less after multi-record produce requests.)"""
+        """Whether every partition is read to its end (:func:`streams.kafka.end.at_end`, with the
+        high watermark of its latest fetch)."""
         consumer = self._consumer
         if consumer is None:
             return False
-        for tp, position in self._positions.items():
-            highwater = consumer.highwater(tp)
-            if highwater is None or position < highwater:
-                return False
-        return True
+        return all(at_end(position, consumer.highwater(tp)) for tp, position in self._positions.items())
 
     async def _follow(self) -> None:
         consumer = AIOKafkaConsumer(
@@ -143,7 +141,7 @@ class TopicFollower:
             auto_offset_reset="earliest",
             fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
             client_id=f"propwatch-follow-{self.topic}",
-            **self.settings.kafka_python_config(),
+            **client_config(self.settings),
         )
         await consumer.start()
         try:

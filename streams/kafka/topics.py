@@ -1,13 +1,8 @@
-"""Every topic propwatch reads or writes, declared once, and their idempotent creation."""
+"""Every topic propwatch reads or writes, declared once (:mod:`streams.kafka.admin` creates them)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from kafka.admin import KafkaAdminClient, NewTopic
-from kafka.errors import TopicAlreadyExistsError
-
-from streams.settings import Settings
 
 DAY_MS = 24 * 3600 * 1000
 
@@ -23,6 +18,16 @@ class TopicSpec:
     schema: str
     partitions: int | None = None
     """Fixed partition count; None: ``PROPWATCH_PARTITIONS``."""
+    compact: bool = False
+    """Compacted (``cleanup.policy=compact``): the broker may drop a record once a later one has
+    the same key, so every record must have a key and the latest record of a key says it all."""
+
+    def configs(self) -> dict[str, str]:
+        """The topic configuration it is created with."""
+        configs = {"retention.ms": str(self.retention_ms)}
+        if self.compact:
+            configs["cleanup.policy"] = "compact"
+        return configs
 
 
 CONTENT = TopicSpec("content", "content items to classify (input)", 7 * DAY_MS, "content")
@@ -36,40 +41,15 @@ DECISIONS = TopicSpec(
 """One partition: its log orders every decision, which is what decides which one is in force
 (:func:`streams.review.in_force`)."""
 HASHBANK = TopicSpec(
-    "hashbank", "known-content hash bank updates, read whole by every worker", -1, "hashbank"
+    "hashbank", "known-content hash bank updates, read whole by every worker", -1, "hashbank", compact=True
 )
+"""Keyed by entry id, and an entry's latest record (an add, or a remove) is all a worker needs:
+Apache Kafka compacts it, so a worker's start-up read no longer grows with every update ever
+made. The embedded broker (Tansu 0.6) accepts the setting but does not compact (measured): there
+a worker reads every record and applies them in order, to the same bank. A remove is a record
+(``"op": "remove"``), not a tombstone: workers skip and dead-letter a tombstone, as any value that
+is not a bank record."""
 EXAMPLES = TopicSpec("examples", "reviewers' decisions as labelled examples", -1, "example")
 TOPICS: tuple[TopicSpec, ...] = (CONTENT, REFERRALS, CLEARED, REVIEW, DLQ, DECISIONS, HASHBANK, EXAMPLES)
 OUTPUTS: tuple[TopicSpec, ...] = (REFERRALS, CLEARED, REVIEW, DLQ)
 """Where every item that enters leaves its record (one per item, or more after a review)."""
-
-
-def create_topics(settings: Settings, specs: tuple[TopicSpec, ...] = TOPICS) -> dict[str, str]:
-    """Create the topics that do not exist yet; returns ``{topic: "created" | "exists"}``."""
-    admin = KafkaAdminClient(client_id="propwatch-admin", **settings.kafka_python_config())
-    try:
-        existing = set(admin.list_topics())
-        result: dict[str, str] = {}
-        missing = []
-        for spec in specs:
-            name = settings.topic(spec.name)
-            if name in existing:
-                result[name] = "exists"
-            else:
-                missing.append(
-                    NewTopic(
-                        name,
-                        num_partitions=spec.partitions or settings.partitions,
-                        replication_factor=settings.replication_factor,
-                        topic_configs={"retention.ms": str(spec.retention_ms)},
-                    )
-                )
-        for topic in missing:
-            try:
-                admin.create_topics([topic])
-                result[topic.name] = "created"
-            except TopicAlreadyExistsError:
-                result[topic.name] = "exists"
-        return result
-    finally:
-        admin.close()

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from streams import safejson
-from streams.records import encode, utc_now
-
-if TYPE_CHECKING:
-    from streams.settings import Settings
 from streams.known_content.entry import OPS, BankError, Update, parse_entry
 from streams.known_content.index import HashBank
+from streams.records import utc_now
 
 
 class BankFileError(ValueError):
@@ -81,23 +78,3 @@ def bank_file_records(path: str | Path, *, source_name: str | None = None) -> li
     source = {"type": "import", "name": source_name or Path(path).name}
     updates = read_bank_file(path, default_source=source, ops=("add",))
     return [update[1].as_record() for update in updates if update[0] == "add"]
-
-
-def publish_records(settings: Settings, records: Iterable[dict[str, Any]]) -> int:
-    """Send ``hashbank`` records to the hashbank topic, keyed by entry id; wait until every one is
-    acknowledged by all in-sync replicas and return how many were sent."""
-    from kafka import KafkaProducer
-
-    producer = KafkaProducer(acks="all", **settings.kafka_python_producer_config())
-    topic = settings.topic("hashbank")
-    try:
-        futures = [
-            producer.send(topic, key=record["entry_id"].encode("utf-8"), value=encode(record))
-            for record in records
-        ]
-        producer.flush()
-        for future in futures:
-            future.get()  # raises the send's error, if it failed
-    finally:
-        producer.close()
-    return len(futures)

@@ -13,11 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
 
 from streams.dev.broker import EmbeddedBroker, free_port
 from streams.dev.worker_process import WorkerProcess
-from streams.kafka.topics import OUTPUTS, create_topics
+from streams.kafka.admin import create_topics
+from streams.kafka.producer import Producer
+from streams.kafka.reader import TopicReader
+from streams.kafka.topics import OUTPUTS
 from streams.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -72,13 +74,12 @@ class Deployment:
 
     def send(self, topic: str, records: list[dict], key: str | None = None) -> None:
         """Send JSON ``records`` to one of the deployment's topics (by short name), keyed by ``key``
-        field of each, as a reviewer's tool or a hash-sharing feed would, with confluent-kafka."""
-        producer = Producer({"bootstrap.servers": self.broker.bootstrap, "acks": "all"})
-        for record in records:
-            producer.produce(
-                self.topic(topic), json.dumps(record).encode(), key=record[key].encode() if key else None
-            )
-        assert producer.flush(30) == 0
+        field of each, as a reviewer's tool or a hash-sharing feed would."""
+        with Producer(self.settings) as producer:
+            for record in records:
+                value = json.dumps(record).encode()
+                producer.send(self.topic(topic), value, key=record[key].encode() if key else None)
+            producer.flush()
 
     def read_outputs(
         self,
@@ -87,42 +88,27 @@ class Deployment:
         ids: set[str] | None = None,
         topics: tuple[str, ...] = tuple(spec.name for spec in OUTPUTS),
     ) -> dict[str, list[tuple[str, dict]]]:
-        """Every record on ``topics`` (the output topics by default), read with confluent-kafka as
-        a downstream service would, once ``expected`` records (or, given ``ids``, a record for
-        each of them) arrived, or ``timeout_s`` passed."""
-        consumer = Consumer(
-            {
-                "bootstrap.servers": self.broker.bootstrap,
-                "group.id": f"reader-{uuid.uuid4().hex}",
-                "enable.auto.commit": False,
-                "auto.offset.reset": "earliest",
-            }
-        )
+        """Every record on ``topics`` (the output topics by default), read from the beginning as a
+        downstream service would, once ``expected`` records (or, given ``ids``, a record for each
+        of them) arrived, or ``timeout_s`` passed."""
         names = {self.topic(name): name for name in topics}
-        consumer.assign(
-            [TopicPartition(topic, p, 0) for topic in names for p in range(self.settings.partitions)]
-        )
         records: dict[str, list[tuple[str, dict]]] = {name: [] for name in topics}
         deadline = time.monotonic() + timeout_s
-        try:
-            seen: set[str] = set()
+        seen: set[str] = set()
 
-            def done() -> bool:
-                return ids <= seen if ids is not None else sum(map(len, records.values())) >= expected
+        def done() -> bool:
+            return ids <= seen if ids is not None else sum(map(len, records.values())) >= expected
 
+        with TopicReader(self.settings, list(names), missing_ok=False) as reader:
             while not done() and time.monotonic() < deadline:
-                for message in consumer.consume(num_messages=500, timeout=0.5):
-                    if message.error():
-                        raise RuntimeError(message.error())
-                    key = message.key().decode() if message.key() else ""
-                    record = json.loads(message.value())
-                    records[names[message.topic()]].append((key, record))
+                for message in reader.poll():
+                    key = message.key.decode() if message.key else ""
+                    record = json.loads(message.value)
+                    records[names[message.topic]].append((key, record))
                     seen.add(record.get("item_id") or key)
                 for worker in self.workers:
                     if worker.process.poll() not in (None, 0) and worker.process.returncode != -9:
                         raise RuntimeError(f"worker exited {worker.process.returncode}:\n{worker.log_tail()}")
-        finally:
-            consumer.close()
         return records
 
 

@@ -10,7 +10,7 @@ from collections import defaultdict
 from collections.abc import Callable
 
 from streams.io import produce_lines
-from streams.kafka.topics import create_topics
+from streams.kafka.admin import create_topics
 from tests.integration.conftest import Deployment
 
 

@@ -12,8 +12,9 @@ import urllib.request
 import uuid
 from typing import Any
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 
+from streams.kafka.reader import read_to_end
 from streams.records import ContentItem, SourcePosition, parse_item
 from tests.integration.conftest import Deployment
 from tests.integration.test_faults import health
@@ -92,7 +93,8 @@ LARGE = [
 def produce(
     deployment: Deployment, topic: str, messages: list[tuple[bytes | None, bytes, int | None]]
 ) -> list[SourcePosition]:
-    """Send ``(key, value, timestamp ms)`` messages in order; returns where each landed."""
+    """Send ``(key, value, timestamp ms)`` messages in order, with confluent-kafka as an outside
+    writer would (any timestamp, any bytes); returns where each landed."""
     producer = Producer({"bootstrap.servers": deployment.broker.bootstrap, "acks": "all", "linger.ms": 5})
     landed: list[SourcePosition | None] = [None] * len(messages)
 
@@ -114,27 +116,8 @@ def produce(
 
 def raw_records(deployment: Deployment, topic: str) -> list[tuple[bytes, bytes]]:
     """Every (key, value) of one topic as bytes, whatever they hold."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": deployment.broker.bootstrap,
-            "group.id": f"raw-{uuid.uuid4().hex}",
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-        }
-    )
-    name = deployment.topic(topic)
-    partitions = consumer.list_topics(name, timeout=10).topics[name].partitions
-    consumer.assign([TopicPartition(name, p, 0) for p in partitions])
-    found: list[tuple[bytes, bytes]] = []
-    idle = 0
-    try:
-        while idle < 3:
-            batch = consumer.consume(num_messages=500, timeout=0.5)
-            idle = 0 if batch else idle + 1
-            found += [(m.key() or b"", m.value() or b"") for m in batch if not m.error()]
-    finally:
-        consumer.close()
-    return found
+    records = read_to_end(deployment.settings, [deployment.topic(topic)], timeout_s=60, missing_ok=False)
+    return [(m.key or b"", m.value or b"") for m in records]
 
 
 def metric(url: str, name: str) -> float:

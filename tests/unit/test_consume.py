@@ -7,6 +7,7 @@ import io
 import json
 import sys
 from collections.abc import Iterator
+from types import SimpleNamespace
 
 import pytest
 from hypothesis import given, settings
@@ -80,15 +81,15 @@ def test_any_value_is_one_safe_line_with_its_value_or_its_text(raw: bytes | None
 
 
 def test_the_command_prints_every_value_whatever_the_locale(monkeypatch: pytest.MonkeyPatch) -> None:
-    import streams.io
+    import streams.kafka.reader
 
     values = [b'{"id": "\\u6f22"}', b"[" * 1000 + b"]" * 1000, b"\xff\xfe", None, b'{"id": "\\ud800"}']
 
-    def fake_consume(*args: object, **kwargs: object) -> Iterator[tuple[str, bytes | None]]:
+    def fake_read(*args: object, **kwargs: object) -> Iterator[SimpleNamespace]:
         for value in values:
-            yield "propwatch.referrals", value
+            yield SimpleNamespace(topic="propwatch.referrals", value=value)
 
-    monkeypatch.setattr(streams.io, "consume", fake_consume)
+    monkeypatch.setattr(streams.kafka.reader, "read_to_end", fake_read)
     stdout = io.TextIOWrapper(io.BytesIO(), encoding="ascii")  # as under LANG=C without coercion
     monkeypatch.setattr(sys, "stdout", stdout)
     assert main(["consume", "referrals"]) == 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 
@@ -402,102 +402,6 @@ def test_cli_refuses_a_bad_since_with_exit_2(value: str, capsys: pytest.CaptureF
 def test_cli_refuses_since_after_until_before_reading(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["report", "--since", "2026-12-01", "--until", "2026-11-01"]) == 2
     assert "must be before --until" in capsys.readouterr().err
-
-
-class _Message:
-    def __init__(self, offset: int, value: bytes | None) -> None:
-        self.offset, self.value = offset, value
-
-
-class _FakeConsumer:
-    """Enough of kafka-python's KafkaConsumer for read_topics: one message per poll and partition."""
-
-    logs: ClassVar[dict[tuple[str, int], list[bytes | None]]] = {}
-    ends: ClassVar[dict[tuple[str, int], int]] = {}
-
-    def __init__(self, **config: object) -> None:
-        assert config["group_id"] is None and config["enable_auto_commit"] is False
-        self.positions: dict[Any, int] = {}
-        self.paused: set[Any] = set()
-        self.fetched: set[Any] = set()
-
-    def topics(self) -> set[str]:
-        return {topic for topic, _ in self.logs}
-
-    def partitions_for_topic(self, topic: str) -> set[int]:
-        return {p for t, p in self.logs if t == topic}
-
-    def assign(self, partitions: list[Any]) -> None:
-        self.assigned = list(partitions)
-
-    def end_offsets(self, partitions: list[Any]) -> dict[Any, int]:
-        return {tp: self.ends[(tp.topic, tp.partition)] for tp in partitions}
-
-    def seek_to_beginning(self, *partitions: Any) -> None:
-        self.positions.update(dict.fromkeys(partitions, 0))
-
-    def position(self, tp: Any) -> int:
-        return self.positions[tp]
-
-    def pause(self, *partitions: Any) -> None:
-        self.paused.update(partitions)
-
-    def highwater(self, tp: Any) -> int | None:
-        """Known after a fetch of the partition, as in kafka-python."""
-        return len(self.logs[(tp.topic, tp.partition)]) if tp in self.fetched else None
-
-    def poll(self, timeout_ms: int) -> dict[Any, list[_Message]]:
-        batches = {}
-        self.fetched.update(tp for tp in self.assigned if tp not in self.paused)
-        for tp in self.assigned:
-            log = self.logs[(tp.topic, tp.partition)]
-            if tp not in self.paused and self.positions[tp] < len(log):
-                batches[tp] = [_Message(self.positions[tp], log[self.positions[tp]])]
-                self.positions[tp] += 1
-        return batches
-
-    def close(self) -> None:
-        pass
-
-
-def test_read_topics_reads_to_the_high_watermark(monkeypatch: pytest.MonkeyPatch) -> None:
-    import streams.reporting.read
-    from streams.settings import Settings
-
-    _FakeConsumer.logs = {
-        ("propwatch.referrals", 0): [json.dumps(referral("a")).encode(), b"not json", None],
-        ("propwatch.referrals", 1): [
-            json.dumps(referral("b")).encode(),
-            json.dumps(referral("late")).encode(),
-        ],
-        ("propwatch.dlq", 0): [b"[1, 2]"],
-    }
-    # The listed end of referrals[1] is short of its high watermark, as Tansu 0.6 lists it after a
-    # produce request with several records: the reader goes on to the high watermark.
-    _FakeConsumer.ends = {
-        ("propwatch.referrals", 0): 3,
-        ("propwatch.referrals", 1): 1,
-        ("propwatch.dlq", 0): 1,
-    }
-    monkeypatch.setattr(streams.reporting.read, "KafkaConsumer", _FakeConsumer)
-    unreadable: dict[str, int] = {}
-    records = streams.reporting.read.read_topics(
-        Settings(), ["referrals", "dlq", "review"], unreadable=unreadable
-    )
-    assert sorted(r["item_id"] for r in records["referrals"]) == ["a", "b", "late"]
-    assert records["dlq"] == [] and records["review"] == [], "a missing topic is empty"
-    assert unreadable == {"referrals": 2, "dlq": 1}
-
-
-def test_read_topics_gives_up_when_the_end_is_not_reached(monkeypatch: pytest.MonkeyPatch) -> None:
-    import streams.reporting.read
-    from streams.settings import Settings
-
-    _FakeConsumer.logs = {("propwatch.referrals", 0): []}
-    _FakeConsumer.ends = {("propwatch.referrals", 0): 5}
-    monkeypatch.setattr(streams.reporting.read, "KafkaConsumer", _FakeConsumer)
-    with pytest.raises(TimeoutError, match=r"propwatch.referrals\[0\] at 0 of 5"):
-        streams.reporting.read.read_topics(Settings(), ["referrals"], timeout_s=0.05)
 
 
 def test_cli_prints_json_or_writes_both_files(

@@ -9,6 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from streams.app import faust_credentials
+from streams.kafka.config import client_config
 from streams.settings import Settings
 
 
@@ -17,7 +18,7 @@ def test_environment_is_read_with_the_prefix(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("PROPWATCH_THRESHOLDS", '{"threat": 0.3}')
     monkeypatch.setenv("PROPWATCH_BATCH_SIZE", "7")
     settings = Settings()
-    assert settings.kafka_python_config()["bootstrap_servers"] == ["k1:9092", "k2:9092"]
+    assert client_config(settings)["bootstrap_servers"] == ["k1:9092", "k2:9092"]
     assert settings.thresholds == {"incitement": 0.5, "recruitment": 0.5, "instruction": 0.5, "threat": 0.3}
     assert settings.batch_size == 7
     assert settings.topic("referrals") == "propwatch.referrals"
@@ -51,7 +52,7 @@ def test_sasl_reaches_every_client_and_secrets_stay_hidden() -> None:
         sasl_username="svc",
         sasl_password="hunter2-secret",
     )
-    config = settings.kafka_python_config()
+    config = client_config(settings)
     assert config["security_protocol"] == "SASL_SSL"
     assert config["sasl_mechanism"] == "SCRAM-SHA-512"
     assert config["sasl_plain_password"] == "hunter2-secret"
