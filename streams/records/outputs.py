@@ -18,8 +18,6 @@ from streams.records.content import CONTROL, CONTROL_OR_BREAK, FIELD_LIMITS, Con
 from streams.records.names import DecidedBy, DecisionName, MatchType
 
 REFERRAL_NAMESPACE = uuid.UUID("8f7c1f4e-6d0a-4d65-9a52-2b1f0e7c9a11")
-REVIEW_SCHEMA_VERSIONS = (2, SCHEMA_VERSION)
-"""Review records a worker still decides: version 2 ones may wait on the topic across an upgrade."""
 SUBJECT_FIELDS = (
     "item_id",
     "url",
@@ -235,6 +233,7 @@ class Review(Record):
     """An item whose scores fall between the review and referral thresholds, for a reviewer."""
 
     schema_version: Annotated[Literal[2, 3], Field(default=SCHEMA_VERSION)]
+    """Version 2 review records may wait on the topic across an upgrade: a worker still decides them."""
     review_id: Id
     item_id: Id
     url: Annotated[str, _short("url")] | None
