@@ -10,6 +10,7 @@ import numpy as np
 from datasketch import MinHashLSH
 
 from streams import safejson
+from streams.records import MATCH_TYPES as MATCH_TYPES  # one tuple, re-exported for the report
 
 if TYPE_CHECKING:
     pass
@@ -26,9 +27,6 @@ weights find 40%)."""
 LSH_MAX_THRESHOLD = 0.95
 """The index is tuned for at most this similarity (above it datasketch cannot lay out two bands);
 a higher bank threshold is still applied to the candidates."""
-
-MATCH_TYPES = ("exact", "near")
-"""How an item can match an entry: the same normalised text, or a near duplicate."""
 
 # --- the bank ----------------------------------------------------------------------------------
 
