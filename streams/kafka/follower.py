@@ -25,7 +25,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from streams.kafka.config import client_config
 from streams.kafka.end import at_end
 from streams.metrics import Metrics
-from streams.pipeline.agents import Message, Output, dead_letter
+from streams.pipeline.delivery import dead_letter
+from streams.pipeline.messages import Message, Output
 from streams.records import ErrorCode, Rejection, SourcePosition, Stage, plausible_timestamp
 from streams.settings import Settings
 

@@ -15,7 +15,6 @@ from typing import Protocol
 import faust
 
 from streams.kafka.topics import TopicSpec
-from streams.pipeline.delivery import dead_letter as dead_letter  # streams.kafka.follower's import
 from streams.pipeline.delivery import send_all
 from streams.pipeline.messages import Message, Output
 from streams.records import SourcePosition, plausible_timestamp
