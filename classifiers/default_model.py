@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 DEFAULT_MODEL = "default"
@@ -41,3 +42,14 @@ def resolve_model(reference: str) -> str:
             "to a model folder or hub id)"
         )
     return str(path)
+
+
+def folder_revision(folder: Path) -> str:
+    """A content hash of a model folder: the revision of a model that has no hub commit."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(folder)).encode())
+        with path.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    return "sha256:" + digest.hexdigest()[:16]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -10,21 +9,11 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PretrainedConfig
 
 from classifiers.base import Classifier, ClassifierOptions, OutputHead, Scores, length_sorted_chunks
+from classifiers.default_model import folder_revision
 
 CHARS_PER_TOKEN_BOUND = 16
 """Texts are cut to ``max_length * 16`` characters before tokenising: no token is longer, and a
 1 MiB text then costs no more to tokenise than a page."""
-
-
-def folder_revision(folder: Path) -> str:
-    """A content hash of a model folder: the revision of a model that has no hub commit."""
-    digest = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        digest.update(str(path.relative_to(folder)).encode())
-        with path.open("rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
-    return "sha256:" + digest.hexdigest()[:16]
 
 
 class TransformersClassifier(Classifier):

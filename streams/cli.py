@@ -241,6 +241,28 @@ def cmd_model_export_onnx(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_model_build_use(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from classifiers.use_backend import EncoderMissingError
+    from classifiers.use_head import build_use_model, default_use_model_path
+
+    target = Path(args.out) if args.out else default_use_model_path()
+    print(f"building the USE head into {target}", flush=True)
+    try:
+        result = build_use_model(target, progress=lambda line: print(line, flush=True))
+    except EncoderMissingError as exc:
+        print(f"propwatch model build-use: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    f1 = "n/a" if result.report is None else f"{result.report.overall.binary.f1:.3f}"
+    print(
+        f"done in {result.build_seconds:.1f} s: {target} (model card: {target / 'README.md'}); "
+        f"{result.texts_per_second:.0f} texts/s; held-out flag-or-not F1 {f1}. "
+        f"Use it with PROPWATCH_BACKEND=use PROPWATCH_MODEL={target}"
+    )
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from classifiers.corpus import INDEPENDENT, independent_files, read_examples, seed_files
     from classifiers.evaluation import evaluate, format_report
@@ -422,6 +444,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     m.add_argument("--model", default="default", help="model folder (default: the default model)")
     m.set_defaults(func=cmd_model_export_onnx)
+    m = model.add_parser(
+        "build-use", help="train the USE baseline's head (PROPWATCH_BACKEND=use) on the seed corpus"
+    )
+    m.add_argument("--out", default=None, help="model folder (default: models/propwatch-tco-use)")
+    m.set_defaults(func=cmd_model_build_use)
 
     p = sub.add_parser("evaluate", help="precision, recall and F1 of a model on labelled JSON Lines")
     p.add_argument("files", nargs="*", help="JSON Lines with text and labels (default: the seed corpus)")
