@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from streams import safejson
+from streams.known_content.entry import OPS, BankError, Update, parse_entry
+from streams.known_content.index import HashBank
 from streams.records import encode, utc_now
 
 if TYPE_CHECKING:
     from streams.settings import Settings
-from streams.known_content.entry import OPS, BankError, Update, parse_entry
-from streams.known_content.index import HashBank
 
 
 class BankFileError(ValueError):
@@ -24,9 +24,6 @@ class BankFileError(ValueError):
         self.path = str(path)
         self.line = line
         self.reason = reason
-
-
-# --- bank files and the hashbank topic -------------------------------------------------------
 
 
 def read_bank_file(
