@@ -206,24 +206,22 @@ def build_report(
         raise ValueError(f"since ({rfc3339(since)}) must be before until ({rfc3339(until)})")
     filtered = since is not None or until is not None
 
-    def prepare(
-        topic: str, time_field: str, key: Callable[[Mapping[str, Any], int], Hashable | None]
-    ) -> _Topic:
-        return _prepare(
-            topic,
-            records_by_topic.get(topic, ()),
+    topics = {
+        topic.name: _prepare(
+            topic.name,
+            records_by_topic.get(topic.name, ()),
             time_field=time_field,
             key=key,
             filtered=filtered,
             until=until,
         )
-
-    topics = {
-        REFERRALS.name: prepare(REFERRALS.name, "classified_at", _field_key("referral_id")),
-        CLEARED.name: prepare(CLEARED.name, "classified_at", _field_key("item_id")),
-        REVIEW.name: prepare(REVIEW.name, "classified_at", _field_key("item_id")),
-        DLQ.name: prepare(DLQ.name, "received_at", _dlq_key),
-        DECISIONS_TOPIC.name: prepare(DECISIONS_TOPIC.name, "decided_at", _decision_key),
+        for topic, time_field, key in (
+            (REFERRALS, "classified_at", _field_key("referral_id")),
+            (CLEARED, "classified_at", _field_key("item_id")),
+            (REVIEW, "classified_at", _field_key("item_id")),
+            (DLQ, "received_at", _dlq_key),
+            (DECISIONS_TOPIC, "decided_at", _decision_key),
+        )
     }
 
     def in_period(entry: _Entry) -> bool:
