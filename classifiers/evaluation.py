@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 
 from classifiers.base import Classifier, Scores
 from classifiers.corpus import Example
+from classifiers.policy import Policy
 
 THRESHOLD_GRID = tuple(round(0.05 * i, 2) for i in range(1, 20))
 
@@ -78,16 +79,18 @@ def _slice(
     labels: Sequence[str],
     thresholds: Mapping[str, float],
 ) -> Slice:
+    policy = Policy.for_labels(list(labels), thresholds)
+    verdicts = [policy.decide(s) for s in scores]
     per_label = {}
     for label in labels:
         tp = fp = fn = 0
-        for example, s in zip(examples, scores, strict=True):
-            predicted, actual = s[label] >= thresholds[label], label in example.labels
+        for example, verdict in zip(examples, verdicts, strict=True):
+            predicted, actual = label in verdict.labels, label in example.labels
             tp += predicted and actual
             fp += predicted and not actual
             fn += actual and not predicted
         per_label[label] = PRF.from_counts(tp, fp, fn)
-    flagged = [any(s[label] >= thresholds[label] for label in labels) for s in scores]
+    flagged = [verdict.flagged for verdict in verdicts]
     actual = [any(label in e.labels for label in labels) for e in examples]
     tp = sum(f and a for f, a in zip(flagged, actual, strict=True))
     fp = sum(f and not a for f, a in zip(flagged, actual, strict=True))
@@ -117,15 +120,13 @@ def best_thresholds(
     for label in labels:
         candidates = []
         for threshold in THRESHOLD_GRID:
-            tp = sum(
-                s[label] >= threshold and label in e.labels for e, s in zip(examples, scores, strict=True)
-            )
-            fp = sum(
-                s[label] >= threshold and label not in e.labels for e, s in zip(examples, scores, strict=True)
-            )
-            fn = sum(
-                s[label] < threshold and label in e.labels for e, s in zip(examples, scores, strict=True)
-            )
+            policy = Policy({label: threshold})
+            pairs = [
+                (policy.decide(s).flagged, label in e.labels) for e, s in zip(examples, scores, strict=True)
+            ]
+            tp = sum(flagged and actual for flagged, actual in pairs)
+            fp = sum(flagged and not actual for flagged, actual in pairs)
+            fn = sum(actual and not flagged for flagged, actual in pairs)
             candidates.append((PRF.from_counts(tp, fp, fn).f1, -abs(threshold - 0.5), threshold))
         f1, _, threshold = max(candidates)
         best[label] = {"threshold": threshold, "f1": f1}

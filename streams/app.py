@@ -14,13 +14,18 @@ from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from classifiers.base import LABELS, Classifier
+from classifiers.policy import Policy
 from streams.kafka import transport
 from streams.kafka.follower import TopicFollower, Warden
 from streams.kafka.topics import CONTENT, DECISIONS, HASHBANK, REVIEW, TOPICS, TopicSpec
 from streams.known_content.files import load_bank_file
 from streams.known_content.index import HashBank
 from streams.metrics import AGENTS, Metrics
-from streams.pipeline.agents import BatchProcessor, Fatal, InFlight, count_delivered, install_agent, send_all
+from streams.pipeline.agents import Fatal, InFlight, install_agent
+from streams.pipeline.builder import RecordBuilder
+from streams.pipeline.delivery import count_delivered, send_all
+from streams.pipeline.processor import ContentProcessor, Limits
+from streams.pipeline.scoring import Scorer, model_ref
 from streams.records import ErrorCode, utc_now
 from streams.review.decisions import DecisionProcessor
 from streams.review.log import DecisionLog
@@ -77,7 +82,7 @@ class Pipeline:
 
     app: faust.App
     topics: dict[TopicSpec, faust.TopicT]
-    processor: BatchProcessor
+    processor: ContentProcessor
     agent: faust.types.AgentT
     metrics: Metrics
     bank: HashBank
@@ -180,22 +185,24 @@ def create_pipeline(
         ),
     }
     fatal = Fatal()
-    processor = BatchProcessor(
-        classifier,
-        thresholds=settings.thresholds,
-        max_text_bytes=settings.max_text_bytes,
-        max_message_bytes=settings.max_message_bytes,
-        metrics=metrics,
-        executor=ThreadPoolExecutor(max_workers=1, thread_name_prefix="propwatch-inference"),
-        author_key=(
-            settings.author_hash_key.get_secret_value().encode() if settings.author_hash_key else None
+    policy = Policy.for_labels(classifier.labels, settings.thresholds, settings.review_thresholds)
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="propwatch-inference")
+    processor = ContentProcessor(
+        Scorer(classifier, executor, metrics, shadow=shadow, backend=settings.backend),
+        policy,
+        RecordBuilder(
+            model_ref(classifier),
+            policy,
+            backend=settings.backend,
+            actor=actor,
+            author_key=(
+                settings.author_hash_key.get_secret_value().encode() if settings.author_hash_key else None
+            ),
         ),
-        review_thresholds=settings.review_thresholds,
-        bank=bank,
+        bank,
+        metrics,
+        Limits(settings.max_text_bytes, settings.max_message_bytes),
         learn=settings.hashbank_learn,
-        shadow=shadow,
-        backend=settings.backend,
-        actor=actor,
         ready=followers[HASHBANK.name].ready if follow else None,
     )
     inflight = {name: InFlight() for name in AGENTS}

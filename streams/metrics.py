@@ -6,8 +6,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.exposition import generate_latest
 
 from classifiers.base import LABELS
-from streams.known_content.index import MATCH_TYPES
-from streams.records import DECISIONS, ErrorCode, Stage
+from streams.records import DECISIONS, MATCH_TYPES, ErrorCode, Stage
 
 NAMESPACE = "propwatch"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)

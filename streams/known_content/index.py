@@ -13,6 +13,7 @@ from datasketch import MinHashLSH
 from streams import safejson
 from streams.known_content.entry import BankError, Entry, Update, parse_entry
 from streams.known_content.signature import NUM_PERM, Signature, new_minhash, signature
+from streams.records import MATCH_TYPES as MATCH_TYPES  # one tuple, re-exported for the report
 
 log = logging.getLogger(__name__)
 LSH_WEIGHTS = (0.05, 0.95)
@@ -24,9 +25,6 @@ weights find 40%)."""
 LSH_MAX_THRESHOLD = 0.95
 """The index is tuned for at most this similarity (above it datasketch cannot lay out two bands);
 a higher bank threshold is still applied to the candidates."""
-
-MATCH_TYPES = ("exact", "near")
-"""How an item can match an entry: the same normalised text, or a near duplicate."""
 
 
 @dataclass(frozen=True)

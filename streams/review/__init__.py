@@ -1,7 +1,7 @@
 """Human review: reviewers' decisions on review records become referrals, verdicts and examples.
 
 Items the model scores between a review threshold and the referral threshold go to the review
-topic (see :class:`streams.agents.BatchProcessor`). A reviewer's tool reads them and writes
+topic (see :class:`streams.pipeline.processor.ContentProcessor`). A reviewer's tool reads them and writes
 decisions to the decisions topic: ``{"review_id", "decision": "approve" | "reject",
 "reviewer", "reason", "labels"?, "override_reason"?, "supersedes"?}``. :class:`DecisionProcessor`
 turns each decision that applies into
@@ -21,6 +21,6 @@ redelivered decision, come to the same answer.
 
 Every worker reads the review topic into a :class:`ReviewQueue` and the decisions topic into a
 :class:`DecisionLog` (:mod:`streams.followers`), so any worker can decide; a review record that
-this pipeline did not write (see :func:`streams.records.check_review`) is refused and
+this pipeline did not write (see :meth:`streams.records.Review.check`) is refused and
 dead-lettered, never decided on.
 """

@@ -5,38 +5,29 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from streams.kafka.follower import TopicFollower
 from streams.kafka.topics import CLEARED, EXAMPLES, HASHBANK, REFERRALS
 from streams.known_content.entry import remove_record
 from streams.metrics import Metrics
-from streams.pipeline.agents import (
-    Message,
-    Output,
-    bank_output,
-    bounded,
-    count_delivered,
-    dead_letter,
-    internal_error,
-    learned_entry,
-)
+from streams.pipeline.delivery import bounded, count_delivered, dead_letter, internal_error
+from streams.pipeline.learning import bank_output, learned_entry
+from streams.pipeline.messages import Message, Output
 from streams.records import (
-    SUBJECT_FIELDS,
+    Cleared,
     DecidedBy,
     Decision,
     ErrorCode,
+    Example,
+    Referral,
     Rejection,
+    Review,
     Stage,
-    cleared_record,
-    custody_step,
     encode,
-    example_record,
     parse_decision,
-    referral_id,
-    referral_record,
     utc_now,
 )
+from streams.records.outputs import ExampleReview, custody_step, referral_id
 from streams.review.log import DecisionLog, default_decided_at
 from streams.review.queue import ReviewQueue
 from streams.review.rules import check_decision, in_force
@@ -199,73 +190,78 @@ class DecisionProcessor:
     def delivered(self, outputs: Sequence[Output]) -> None:
         count_delivered(self.metrics, outputs)
 
-    def _decide(
-        self, review: dict[str, Any], decision: Decision, superseded: Decision | None
-    ) -> list[Output]:
+    def _decide(self, review: Review, decision: Decision, superseded: Decision | None) -> list[Output]:
         now = utc_now()
-        key = review["item_id"].encode("utf-8")
-        block = decision.as_json()
-        labels = list(decision.labels or review["labels"]) if decision.decision == "approve" else []
-        example = Output(
-            EXAMPLES,
-            decision.decision_id.encode("utf-8"),
-            encode(example_record(review, decision, labels)),
-            decision=decision.decision,
+        key = review.item_id.encode("utf-8")
+        block = decision.block
+        labels = (decision.labels or review.labels) if decision.decision == "approve" else ()
+        example = Example(
+            id=decision.decision_id,
+            text=review.text,
+            labels=labels,
+            lang=review.lang,
+            category="review_approved" if decision.decision == "approve" else "review_rejected",
+            review=ExampleReview(**block.model_dump(), item_id=review.item_id),
+            model=review.model,
+            scores=review.scores,
         )
-        content = {name: review[name] for name in SUBJECT_FIELDS}
-        outputs = [example]
+        outputs = [
+            Output(
+                EXAMPLES, decision.decision_id.encode("utf-8"), example.to_json(), decision=decision.decision
+            )
+        ]
         if self.learn and superseded is not None and superseded.decision == "approve":
             # the superseded approval taught the bank; withdraw that entry
-            old = referral_id(review["item_id"], review["content_sha256"], _basis(review, superseded))
+            old = referral_id(review.item_id, review.content_sha256, _basis(review, superseded))
             outputs.append(
                 Output(HASHBANK, f"referral:{old}".encode(), encode(remove_record(f"referral:{old}")))
             )
         if decision.decision == "reject":
-            record = cleared_record(
-                content,
-                scores=review["scores"],
-                model=review["model"],
-                classified_at=now,
+            cleared = Cleared(
+                item_id=review.item_id,
+                platform=review.platform,
+                lang=review.lang,
+                content_sha256=review.content_sha256,
+                scores=review.scores,
+                model=review.model,
                 decided_by=DecidedBy.REVIEW,
                 review=block,
-                shadow=review.get("shadow"),
+                shadow=review.shadow,
+                classified_at=now,
+                observed_at=review.observed_at,
             )
-            return [Output(CLEARED, key, encode(record)), *outputs]
-        evidence = dict(review["evidence"])
-        evidence["chain_of_custody"] = [
-            *evidence["chain_of_custody"],
-            custody_step(
-                "reviewed",
-                decision.decided_at,
-                decision.reviewer,
-                decision="approve",
-                decision_id=decision.decision_id,
-                labels=labels,
-                supersedes=decision.supersedes,
-                override_reason=decision.override_reason,
-            ),
-            custody_step("referred", now, self.actor),
-        ]
-        referral = referral_record(
-            content,
+            return [Output(CLEARED, key, cleared.to_json()), *outputs]
+        reviewed = custody_step(
+            "reviewed",
+            decision.decided_at,
+            decision.reviewer,
+            decision="approve",
+            decision_id=decision.decision_id,
+            labels=list(labels),
+            supersedes=decision.supersedes,
+            override_reason=decision.override_reason,
+        )
+        custody = (*review.evidence.chain_of_custody, reviewed, custody_step("referred", now, self.actor))
+        referral = Referral.of(
+            review.subject,
+            basis=_basis(review, decision),
             labels=labels,
             decided_by=DecidedBy.REVIEW,
-            basis=_basis(review, decision),
-            scores=review["scores"],
-            thresholds=review["thresholds"],
-            model=review["model"],
-            classified_at=now,
-            evidence=evidence,
+            scores=review.scores,
+            thresholds=review.thresholds,
+            model=review.model,
             review=block,
-            shadow=review.get("shadow"),
+            shadow=review.shadow,
+            classified_at=now,
+            evidence=review.evidence.model_copy(update={"chain_of_custody": custody}),
         )
-        outputs.insert(0, Output(REFERRALS, key, encode(referral), labels=tuple(labels)))
+        outputs.insert(0, Output(REFERRALS, key, referral.to_json(), labels=referral.labels))
         entry = learned_entry(referral, None) if self.learn else None
         if entry is not None:
             outputs.append(bank_output(entry))
         return outputs
 
 
-def _basis(review: dict[str, Any], decision: Decision) -> str:
+def _basis(review: Review, decision: Decision) -> str:
     """What a review's referral id follows from: the review and the decision."""
-    return f"review\n{review['review_id']}\n{decision.decision_id}"
+    return f"review\n{review.review_id}\n{decision.decision_id}"

@@ -5,11 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from streams.kafka.follower import Followed
-from streams.records import (
-    Decision,
-    epoch_to_rfc3339,
-    parse_decision,
-)
+from streams.records import Decision, parse_decision
+from streams.records.times import epoch_to_rfc3339
 
 
 def default_decided_at(timestamp: float | None) -> str | None:

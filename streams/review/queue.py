@@ -3,14 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
-from streams import safejson
 from streams.kafka.follower import Followed
-from streams.records import (
-    Decision,
-    check_review,
-)
+from streams.records import Decision, RecordError, Review
 from streams.review.log import DecisionLog
 from streams.review.rules import in_force
 
@@ -21,23 +16,24 @@ class ReviewQueue:
 
     def __init__(self, labels: tuple[str, ...]) -> None:
         self.labels = labels
-        self.records: dict[str, dict[str, Any]] = {}
+        self.records: dict[str, Review] = {}
         self.closed: dict[str, Decision] = {}
         """Reviews dropped after their decision, with the decision in force when they were."""
 
     def apply(self, record: Followed) -> str | None:
         """Take one review topic message; why it is not a valid review record, or None."""
-        data = safejson.parse_object(record.value if record.value is not None else b"null")
-        if isinstance(data, safejson.NotJson):
-            return f"record is {data.message}"
-        problem = check_review(data, self.labels)
+        try:
+            review = Review.from_json(record.value if record.value is not None else b"null")
+        except RecordError as exc:
+            return f"not a review record of this pipeline: {exc}"
+        problem = review.check(self.labels)
         if problem is not None:
             return f"not a review record of this pipeline: {problem}"
-        if data["review_id"] not in self.closed:  # a redelivered item queues its review again
-            self.records[data["review_id"]] = data
+        if review.review_id not in self.closed:  # a redelivered item queues its review again
+            self.records[review.review_id] = review
         return None
 
-    def get(self, review_id: str) -> dict[str, Any] | None:
+    def get(self, review_id: str) -> Review | None:
         return self.records.get(review_id)
 
     def close(self, log_: DecisionLog, *, now: float, retention_s: float, before: Mapping[int, int]) -> int:

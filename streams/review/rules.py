@@ -3,26 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
-from streams.records import (
-    Decision,
-)
+from streams.records import Decision, Review
 
 
-def check_decision(review: dict[str, Any], decision: Decision) -> str | None:
+def check_decision(review: Review, decision: Decision) -> str | None:
     """Why ``decision`` cannot apply to ``review`` whatever else was decided, or None."""
     if decision.decision == "approve" and decision.labels and not decision.override_reason:
-        outside = [label for label in decision.labels if label not in review["labels"]]
+        outside = [label for label in decision.labels if label not in review.labels]
         if outside:
             return (
-                f"labels {outside} are not among the review's candidates {review['labels']}: "
+                f"labels {outside} are not among the review's candidates {list(review.labels)}: "
                 "an approval of other labels needs an override_reason"
             )
     return None
 
 
-def in_force(review: dict[str, Any], decisions: Sequence[Decision]) -> Decision | None:
+def in_force(review: Review, decisions: Sequence[Decision]) -> Decision | None:
     """The decision in force after ``decisions`` (in log order): the first valid one, or the
     latest valid one that names the decision in force before it in ``supersedes``."""
     current: Decision | None = None

@@ -14,14 +14,15 @@ import pytest
 from classifiers.base import LABELS
 from streams.kafka.follower import Followed
 from streams.metrics import Metrics
-from streams.pipeline.agents import Message, Output
-from streams.records import ModelRef, SourcePosition, check_review, encode, parse_item, review_record, subject
+from streams.pipeline.messages import Message, Output
+from streams.records import ContentItem, ModelRef, Review, SourcePosition, Subject, encode, parse_item
+from streams.records.outputs import Evidence, Thresholds, custody_step
 from streams.review.decisions import DecisionProcessor
 from streams.review.log import DecisionLog
 from streams.review.queue import ReviewQueue
 
 NOW = time.time()
-MODEL = ModelRef("scripted", "1")
+MODEL = ModelRef(name="scripted", revision="1")
 
 
 def review(
@@ -29,16 +30,28 @@ def review(
 ) -> dict[str, Any]:
     item = parse_item(json.dumps({"id": item_id, "text": text, "lang": "en"}).encode(), max_text_bytes=10_000)
     assert not hasattr(item, "code")
-    return review_record(
-        subject(item, None),  # type: ignore[arg-type]
-        labels=["recruitment", "threat"],
+    assert isinstance(item, ContentItem)
+    return Review.of(
+        Subject.of(item, None),
+        model=MODEL,
+        labels=("recruitment", "threat"),
         scores={label: 0.4 for label in LABELS},
         thresholds=dict.fromkeys(LABELS, 0.5),
         review_thresholds=dict.fromkeys(LABELS, 0.3),
-        model=MODEL,
         classified_at="2026-11-20T09:14:04.000Z",
-        evidence={"chain_of_custody": [{"step": "received", "at": "2026-11-20T09:14:04.000Z", "actor": "w"}]},
-    )
+        evidence=Evidence(
+            captured_at=None,
+            content_sha256=item.content_sha256,
+            normalised_sha256="0" * 64,
+            normalisation="test",
+            model=None,
+            thresholds=Thresholds(referral=dict.fromkeys(LABELS, 0.5), review=dict.fromkeys(LABELS, 0.3)),
+            scores={label: 0.4 for label in LABELS},
+            match=None,
+            source=SourcePosition("t", 0, 0).block,
+            chain_of_custody=(custody_step("received", "2026-11-20T09:14:04.000Z", "w"),),
+        ),
+    ).as_json()
 
 
 class Desk:
@@ -246,4 +259,4 @@ def test_decided_reviews_close_after_the_retention_and_stay_decided() -> None:
 
 def test_review_records_of_the_previous_schema_version_are_still_decided() -> None:
     rv = {**review(), "schema_version": 2}
-    assert check_review(rv, LABELS) is None
+    assert Review.from_json(encode(rv)).check(LABELS) is None

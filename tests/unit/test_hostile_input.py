@@ -17,24 +17,28 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 import pytest
 from jsonschema import Draft202012Validator, FormatChecker
 from pydantic import ValidationError
 
 from classifiers.base import LABELS, Classifier, Scores
+from classifiers.policy import Policy
 from streams.kafka.topics import CLEARED, DLQ, REFERRALS
 from streams.known_content.entry import Entry
 from streams.known_content.index import HashBank
 from streams.known_content.signature import MINHASH_MAX_CHARS, _shingles, normalise, signature
 from streams.metrics import Metrics
-from streams.pipeline.agents import BatchProcessor, Fatal, InFlight, Message, Output, send_all
-from streams.records import (
-    DLQ_PAYLOAD_MAX_BYTES,
-    FIELD_LIMITS,
-    SourcePosition,
-    plausible_timestamp,
-)
+from streams.pipeline.agents import Fatal, InFlight
+from streams.pipeline.builder import RecordBuilder
+from streams.pipeline.delivery import send_all
+from streams.pipeline.messages import Message, Output
+from streams.pipeline.processor import ContentProcessor, Limits
+from streams.pipeline.scoring import Scorer, model_ref
+from streams.records import SourcePosition, plausible_timestamp
+from streams.records.content import FIELD_LIMITS
+from streams.records.dead_letter import DLQ_PAYLOAD_MAX_BYTES
 from streams.settings import Settings
 
 MAX_TEXT = 400_000
@@ -74,15 +78,26 @@ class Scripted(Classifier):
         return [{label: 0.9 if label in text else 0.1 for label in LABELS} for text in texts]
 
 
-def processor(classifier: Classifier | None = None, **options: Any) -> BatchProcessor:
-    return BatchProcessor(
-        classifier or Scripted(),
-        thresholds=dict.fromkeys(LABELS, 0.5),
-        max_text_bytes=options.pop("max_text_bytes", MAX_TEXT),
-        max_message_bytes=options.pop("max_message_bytes", MAX_MESSAGE),
-        metrics=Metrics(),
-        executor=ThreadPoolExecutor(max_workers=1),
-        **options,
+def processor(
+    classifier: Classifier | None = None,
+    *,
+    shadow: Classifier | None = None,
+    review_thresholds: dict[str, float] | None = None,
+    bank: HashBank | None = None,
+    author_key: bytes | None = None,
+    max_text_bytes: int = MAX_TEXT,
+    max_message_bytes: int = MAX_MESSAGE,
+) -> ContentProcessor:
+    classifier = classifier or Scripted()
+    metrics = Metrics()
+    policy = Policy.for_labels(classifier.labels, dict.fromkeys(LABELS, 0.5), review_thresholds)
+    return ContentProcessor(
+        Scorer(classifier, ThreadPoolExecutor(max_workers=1), metrics, shadow=shadow),
+        policy,
+        RecordBuilder(model_ref(classifier), policy, "transformers", "propwatch-worker", author_key),
+        bank if bank is not None else HashBank(),
+        metrics,
+        Limits(max_text_bytes, max_message_bytes),
     )
 
 
@@ -94,7 +109,7 @@ def strict_json(value: bytes) -> Any:
 
 
 def run(
-    proc: BatchProcessor, values: Sequence[bytes], timestamp: float | None = 1_764_000_000.0
+    proc: ContentProcessor, values: Sequence[bytes], timestamp: float | None = 1_764_000_000.0
 ) -> list[Output]:
     """Process one batch; check that every message got exactly one record, valid and small enough."""
     messages = [Message(v, SourcePosition("t.content", 0, i), timestamp) for i, v in enumerate(values)]
@@ -103,7 +118,9 @@ def run(
     for output in outputs:
         record = strict_json(output.value)
         SCHEMAS[output.topic.name].validate(record)
-        assert output.size <= proc.max_message_bytes, f"{output.topic.name} record of {output.size} bytes"
+        assert output.size <= proc.limits.max_message_bytes, (
+            f"{output.topic.name} record of {output.size} bytes"
+        )
     return outputs
 
 
@@ -461,8 +478,8 @@ def test_a_record_that_cannot_be_built_is_a_dead_letter() -> None:
     def failing_route(*args: Any) -> Output:
         raise ValueError("boom")
 
-    proc._route = failing_route  # type: ignore[method-assign]
-    [output] = run(proc, [item("a", "threat")])
+    with patch.object(RecordBuilder, "record", failing_route):
+        [output] = run(proc, [item("a", "threat")])
     assert dead_code(output) == "internal_error" and json.loads(output.value)["stage"] == "route"
 
 
@@ -537,7 +554,7 @@ def test_dead_letters_never_carry_the_author(raw: bytes, caplog: pytest.LogCaptu
 
 
 def test_a_dead_letter_carries_the_author_as_the_referrals_hmac() -> None:
-    from streams.records import author_hash
+    from streams.records.outputs import author_hash
 
     [output] = run(processor(author_key=b"k"), [item("a", "", author=AUTHOR)])
     payload = json.loads(json.loads(output.value)["payload"])

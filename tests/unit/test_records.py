@@ -9,24 +9,23 @@ from jsonschema import Draft202012Validator, FormatChecker
 
 from classifiers.base import LABELS
 from streams.records import (
+    Cleared,
     ContentItem,
+    DeadLetter,
     DecidedBy,
     Decision,
     ErrorCode,
     ModelRef,
+    Referral,
     Rejection,
+    Review,
     SourcePosition,
-    cleared_record,
-    custody_step,
-    dlq_record,
+    Subject,
     load_schema,
-    model_basis,
     parse_decision,
     parse_item,
-    referral_record,
-    review_record,
-    subject,
 )
+from streams.records.outputs import Evidence, custody_step
 
 LIMIT = 1000
 
@@ -98,41 +97,43 @@ def test_text_at_the_limit_is_accepted_and_hashed_whole() -> None:
     assert item.content_sha256 == hashlib.sha256(text.encode()).hexdigest()
 
 
-MODEL = ModelRef("m", "sha256:1")
+MODEL = ModelRef(name="m", revision="sha256:1")
 
 
-def evidence(item: ContentItem) -> dict:
-    return {
-        "captured_at": item.observed_at,
-        "content_sha256": item.content_sha256,
-        "normalised_sha256": "0" * 64,
-        "normalisation": "test",
-        "model": {**MODEL.as_json(), "backend": "transformers"},
-        "thresholds": {"referral": {"incitement": 0.5}, "review": {}},
-        "scores": {"incitement": 0.9},
-        "match": None,
-        "source": {"topic": "t", "partition": 0, "offset": 1},
-        "chain_of_custody": [custody_step("received", "2026-11-20T09:14:04.000Z", "worker")],
-    }
+def evidence(item: ContentItem) -> Evidence:
+    return Evidence.model_validate(
+        {
+            "captured_at": item.observed_at,
+            "content_sha256": item.content_sha256,
+            "normalised_sha256": "0" * 64,
+            "normalisation": "test",
+            "model": {**MODEL.as_json(), "backend": "transformers"},
+            "thresholds": {"referral": {"incitement": 0.5}, "review": {}},
+            "scores": {"incitement": 0.9},
+            "match": None,
+            "source": {"topic": "t", "partition": 0, "offset": 1},
+            "chain_of_custody": [custody_step("received", "2026-11-20T09:14:04.000Z", "worker").as_json()],
+        }
+    )
 
 
 def test_output_records_match_their_schemas() -> None:
     item = parse(b'{"id": "a", "text": "hello", "author": "someone", "observed_at": "2026-11-20T09:14:03Z"}')
     assert isinstance(item, ContentItem)
-    content = subject(item, b"secret")
+    content = Subject.of(item, b"secret")
     scores = {"incitement": 0.9, "threat": 0.1}
-    referral = referral_record(
+    referral = Referral.of(
         content,
         labels=["incitement"],
         decided_by=DecidedBy.MODEL,
-        basis=model_basis(MODEL),
+        basis=MODEL.basis,
         scores=scores,
         thresholds={"incitement": 0.5, "threat": 0.5},
-        model=MODEL.as_json(),
+        model=MODEL,
         classified_at="2026-11-20T09:14:04.000Z",
         evidence=evidence(item),
-    )
-    review = review_record(
+    ).as_json()
+    review = Review.of(
         content,
         labels=["incitement"],
         scores=scores,
@@ -141,16 +142,23 @@ def test_output_records_match_their_schemas() -> None:
         model=MODEL,
         classified_at="2026-11-20T09:14:04.000Z",
         evidence=evidence(item),
-    )
-    cleared = cleared_record(
-        content, scores=scores, model=MODEL.as_json(), classified_at="2026-11-20T09:14:04.000Z"
-    )
-    dead = dlq_record(
+    ).as_json()
+    cleared = Cleared(
+        item_id=content.item_id,
+        platform=content.platform,
+        lang=content.lang,
+        content_sha256=content.content_sha256,
+        scores=scores,
+        model=MODEL,
+        classified_at="2026-11-20T09:14:04.000Z",
+        observed_at=content.observed_at,
+    ).as_json()
+    dead = DeadLetter.of(
         Rejection(ErrorCode.INVALID_UTF8, "bad"),
         b"\xff",
         SourcePosition("t", 0, 7),
         received_at="2026-11-20T09:14:04Z",
-    )
+    ).as_json()
     for name, record in (("referral", referral), ("review", review), ("cleared", cleared), ("dlq", dead)):
         Draft202012Validator(load_schema(name), format_checker=FormatChecker()).validate(record)
     assert "someone" not in json.dumps(referral), "the author handle never leaves"
@@ -163,20 +171,20 @@ def test_referral_id_is_deterministic() -> None:
     assert isinstance(item, ContentItem)
 
     def rid(model: ModelRef, at: str) -> str:
-        return referral_record(
-            subject(item, None),
+        return Referral.of(
+            Subject.of(item, None),
             labels=["threat"],
             decided_by=DecidedBy.MODEL,
-            basis=model_basis(model),
+            basis=model.basis,
             scores={},
             thresholds={},
-            model=model.as_json(),
+            model=model,
             classified_at=at,
             evidence=evidence(item),
-        )["referral_id"]
+        ).referral_id
 
     assert rid(MODEL, "t1") == rid(MODEL, "t2")
-    assert rid(MODEL, "t1") != rid(ModelRef("m", "sha256:2"), "t1")
+    assert rid(MODEL, "t1") != rid(ModelRef(name="m", revision="sha256:2"), "t1")
 
 
 @pytest.mark.parametrize(
@@ -232,3 +240,82 @@ def test_content_schema_accepts_the_bundled_sample() -> None:
     assert len(valid) >= 250
     for record in valid:
         validator.validate(record)
+
+
+# --- the models are the schemas ---------------------------------------------------------------------
+
+
+def _fields_match(model: type, schema: dict, where: str) -> None:
+    """Every schema property is a model field and vice versa, down every nested object."""
+    from pydantic import BaseModel
+
+    assert set(model.model_fields) == set(schema["properties"]), where
+    for name, field in model.model_fields.items():
+        prop = schema["properties"][name]
+        nested = prop.get("items", prop)
+        if "properties" not in nested:
+            continue
+        inner = [
+            t
+            for t in (field.annotation, *getattr(field.annotation, "__args__", ()))
+            if isinstance(t, type) and issubclass(t, BaseModel)
+        ]
+        if not inner:  # a tuple of models, e.g. the chain of custody
+            args = getattr(field.annotation, "__args__", ())
+            inner = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
+        assert inner, f"{where}.{name} is an object in the schema but not a model"
+        _fields_match(inner[0], nested, f"{where}.{name}")
+
+
+@pytest.mark.parametrize(
+    "model, name",
+    [
+        ("Referral", "referral"),
+        ("Review", "review"),
+        ("Cleared", "cleared"),
+        ("DeadLetter", "dlq"),
+        ("Example", "example"),
+        ("DecisionMessage", "decision"),
+        ("ContentItem", "content"),
+    ],
+)
+def test_every_schema_property_is_a_model_field_and_back(model: str, name: str) -> None:
+    import streams.records
+
+    cls = getattr(streams.records, model)
+    schema = load_schema(name)
+    if model == "ContentItem":  # unknown content fields are kept apart, in ``extra``
+        assert set(cls.model_fields) - {"extra"} == set(schema["properties"])
+        return
+    _fields_match(cls, schema, name)
+
+
+def test_examples_and_decisions_from_the_models_match_their_schemas() -> None:
+    from streams.records import DecisionMessage, Example
+    from streams.records.outputs import ExampleReview
+
+    sent = DecisionMessage(review_id="x", decision="approve", reviewer="r1", labels=("threat",))
+    Draft202012Validator(load_schema("decision"), format_checker=FormatChecker()).validate(sent.as_json())
+    decision = parse_decision(sent.to_json(), labels=LABELS, default_decided_at="2026-11-20T09:14:04.000Z")
+    assert isinstance(decision, Decision)
+    example = Example(
+        id=decision.decision_id,
+        text="hello",
+        labels=("threat",),
+        lang=None,
+        category="review_approved",
+        review=ExampleReview(**decision.block.model_dump(), item_id="a"),
+        model=MODEL,
+        scores={"threat": 0.4},
+    )
+    Draft202012Validator(load_schema("example"), format_checker=FormatChecker()).validate(example.as_json())
+    assert Example.from_json(example.to_json()) == example
+
+
+@pytest.mark.parametrize("raw", [b"\xff", b"[1]", b'{"id": 1}', b"[" * 100 + b"]" * 100, b'{"a": "\\ud800"}'])
+def test_reading_a_record_raises_only_record_error(raw: bytes) -> None:
+    from streams.records import RecordError
+
+    for model in (Referral, Review, Cleared, DeadLetter, Decision):
+        with pytest.raises(RecordError):
+            model.from_json(raw)

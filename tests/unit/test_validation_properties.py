@@ -10,9 +10,9 @@ from jsonschema import Draft202012Validator, FormatChecker
 
 from streams.records import (
     ContentItem,
+    DeadLetter,
     Rejection,
     SourcePosition,
-    dlq_record,
     encode,
     load_schema,
     parse_item,
@@ -47,8 +47,8 @@ def check(raw: bytes) -> None:
     result = parse_item(raw, max_text_bytes=150)
     assert isinstance(result, ContentItem | Rejection)
     if isinstance(result, Rejection):
-        record = dlq_record(result, raw, SourcePosition("t", 0, 0), received_at="2026-11-20T09:14:03Z")
-        DLQ.validate(json.loads(encode(record)))
+        record = DeadLetter.of(result, raw, SourcePosition("t", 0, 0), received_at="2026-11-20T09:14:03Z")
+        DLQ.validate(json.loads(record.to_json()))
     else:
         assert result.text.strip() and result.id
         encode({"text": result.text, "id": result.id, "metadata": result.metadata})
@@ -130,8 +130,8 @@ def test_hostile_decisions(raw: bytes | None) -> None:
     result = parse_decision(value, labels=LABELS, default_decided_at="2026-11-20T09:14:03.000Z")
     assert isinstance(result, Decision | Rejection)
     if isinstance(result, Rejection):
-        record = dlq_record(result, value, SourcePosition("t", 0, 0), received_at="2026-11-20T09:14:03Z")
-        DLQ.validate(json.loads(encode(record)))
+        record = DeadLetter.of(result, value, SourcePosition("t", 0, 0), received_at="2026-11-20T09:14:03Z")
+        DLQ.validate(json.loads(record.to_json()))
     else:
         encode(result.as_json())
 
