@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from datasketch import MinHashLSH
@@ -13,7 +13,7 @@ from datasketch import MinHashLSH
 from streams import safejson
 from streams.known_content.entry import BankError, Entry, Update, parse_entry
 from streams.known_content.signature import NUM_PERM, Signature, new_minhash, signature
-from streams.records import MATCH_TYPES as MATCH_TYPES  # one tuple, re-exported for the report
+from streams.records.names import MatchType
 
 log = logging.getLogger(__name__)
 LSH_WEIGHTS = (0.05, 0.95)
@@ -31,7 +31,7 @@ a higher bank threshold is still applied to the candidates."""
 class Match:
     """A bank hit: the ``match`` field of a referral."""
 
-    type: Literal["exact", "near"]
+    type: MatchType
     entry_id: str
     similarity: float
     """1.0 for an exact match, else the MinHash estimate of the Jaccard similarity (4 places)."""

@@ -13,8 +13,7 @@ from typing import Any
 from classifiers.base import LABELS
 from streams.kafka.topics import CLEARED, DLQ, REFERRALS, REVIEW, TopicSpec
 from streams.kafka.topics import DECISIONS as DECISIONS_TOPIC
-from streams.known_content.index import MATCH_TYPES
-from streams.records import DECISIONS, OBSERVED_AT_EARLIEST, DecidedBy
+from streams.records import DECISIONS, MATCH_TYPES, OBSERVED_AT_EARLIEST, DecidedBy, SourcePosition
 from streams.reporting.figures import (
     DECIDED_BY,
     Latency,
@@ -109,9 +108,9 @@ def _dlq_key(record: Mapping[str, Any], order: int) -> Hashable | None:
     """A dead letter stands for one input message: its source topic, partition and offset."""
     source = record.get("source")
     if isinstance(source, Mapping):
-        triple = (source.get("topic"), source.get("partition"), source.get("offset"))
-        if isinstance(triple[0], str) and isinstance(triple[1], int) and isinstance(triple[2], int):
-            return triple
+        topic, partition, offset = (source.get("topic"), source.get("partition"), source.get("offset"))
+        if isinstance(topic, str) and isinstance(partition, int) and isinstance(offset, int):
+            return SourcePosition(topic, partition, offset)
     return ("#", order)  # no source to recognise a redelivery by: keep it
 
 
