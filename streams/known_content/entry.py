@@ -8,18 +8,17 @@ import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from classifiers.base import LABELS
+from streams.known_content.signature import MINHASH_MAX, NUM_PERM, Signature, signature
 from streams.records import parse_rfc3339, safe_id, utc_now
 
-if TYPE_CHECKING:
-    pass
-from streams.known_content.signature import MINHASH_MAX, NUM_PERM, Signature, signature
-
 SCHEMA_VERSION = 2
+"""``schema_version`` of the ``hashbank`` record (``schemas/hashbank.schema.json``)."""
 ENTRY_ID_MAX_CHARS = 256
 SOURCE_TYPES = ("referral", "import")
+"""``source.type``: learned from a referral by the worker, or imported from a bank file."""
 OPS = ("add", "remove")
 Op = Literal["add", "remove"]
 _EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
@@ -47,9 +46,6 @@ class BankError(ValueError):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
-
-
-# --- entries and records ----------------------------------------------------------------------
 
 
 def _check_entry_id(value: object) -> str:

@@ -23,9 +23,6 @@ class BankFileError(ValueError):
         self.reason = reason
 
 
-# --- bank files and the hashbank topic -------------------------------------------------------
-
-
 def read_bank_file(
     path: str | Path,
     *,

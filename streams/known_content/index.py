@@ -1,21 +1,19 @@
-"""The bank itself: entries by normalised SHA-256 and a MinHash LSH index, and how an item matches them."""
+"""The bank itself (:class:`HashBank`): entries by normalised SHA-256 and a MinHash LSH index, and
+how an item matches them (:class:`Match`)."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any
 
 import numpy as np
 from datasketch import MinHashLSH
 
 from streams import safejson
-from streams.records import MATCH_TYPES as MATCH_TYPES  # one tuple, re-exported for the report
-
-if TYPE_CHECKING:
-    pass
 from streams.known_content.entry import BankError, Entry, Update, parse_entry
-from streams.known_content.signature import NUM_PERM, Signature, _new_minhash, signature
+from streams.known_content.signature import NUM_PERM, Signature, new_minhash, signature
+from streams.records.names import MatchType
 
 log = logging.getLogger(__name__)
 LSH_WEIGHTS = (0.05, 0.95)
@@ -28,20 +26,19 @@ LSH_MAX_THRESHOLD = 0.95
 """The index is tuned for at most this similarity (above it datasketch cannot lay out two bands);
 a higher bank threshold is still applied to the candidates."""
 
-# --- the bank ----------------------------------------------------------------------------------
-
 
 @dataclass(frozen=True)
 class Match:
     """A bank hit: the ``match`` field of a referral."""
 
-    type: Literal["exact", "near"]
+    type: MatchType
     entry_id: str
     similarity: float
     """1.0 for an exact match, else the MinHash estimate of the Jaccard similarity (4 places)."""
     labels: tuple[str, ...]
 
     def as_json(self) -> dict[str, Any]:
+        """The referral's ``match`` object (``schemas/referral.schema.json``)."""
         return {
             "type": self.type,
             "entry_id": self.entry_id,
@@ -88,7 +85,7 @@ class HashBank:
         self._since[entry.entry_id] = None if always else entry.added_epoch
         self._by_hash.setdefault(entry.normalised_sha256, []).append(entry.entry_id)
         if entry.minhash is not None:
-            minhash = _new_minhash(np.array(entry.minhash, dtype=np.uint32))
+            minhash = new_minhash(np.array(entry.minhash, dtype=np.uint32))
             self._lsh.insert(entry.entry_id, minhash)
             self._minhashes[entry.entry_id] = minhash.hashvalues
 

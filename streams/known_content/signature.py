@@ -1,5 +1,8 @@
 """Normalisation and the two signatures of a text: the SHA-256 of its normalised form (an exact match)
-and a MinHash of its character 5-grams (a near-duplicate match).
+and a MinHash of its character :data:`SHINGLE_CHARS`-grams (a near-duplicate match).
+
+Every constant here is part of the record format: changing one means a new :data:`NORMALISATION`
+name and re-importing the bank.
 """
 
 from __future__ import annotations
@@ -9,20 +12,17 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING
 
 import numpy as np
 from datasketch import MinHash
-
-if TYPE_CHECKING:
-    pass
-
 
 NORMALISATION = "propwatch-nfkc-casefold-v1"
 """Name of :func:`normalise` as it is now; recorded in evidence next to ``normalised_sha256``."""
 
 NUM_PERM = 128
+"""MinHash permutations: hash values per signature."""
 SHINGLE_CHARS = 5
+"""Length of the character n-grams (shingles) the MinHash is taken over."""
 MINHASH_MAX_CHARS = 10_000
 """The MinHash covers the first this many characters of the normalised text (part of the record
 format, like the normalisation): a near duplicate of a long text shares its beginning, and
@@ -30,11 +30,11 @@ hashing a few hundred kilobytes would hold the event loop for seconds and take h
 MINHASH_SEED = 1
 MINHASH_SCHEME = "affine32"
 MINHASH_MAX = (1 << 32) - 1
+"""Largest MinHash value (the ``affine32`` scheme's values are 32-bit)."""
 _URL = re.compile(r"\b(?:https?://|www\.)\S*")
 _SEPARATORS = re.compile(r"[\W_]+")
 # Built once: creating the permutations costs more than hashing a short text.
 _PERMUTATIONS = MinHash(num_perm=NUM_PERM, seed=MINHASH_SEED, scheme=MINHASH_SCHEME).permutations
-# --- normalisation and signatures ------------------------------------------------------------
 
 
 def _is_mark(char: str) -> bool:
@@ -72,7 +72,9 @@ def normalised_sha256(text: str) -> str:
     return hashlib.sha256(normalise(text).encode("utf-8")).hexdigest()
 
 
-def _new_minhash(hashvalues: np.ndarray | None = None) -> MinHash:
+def new_minhash(hashvalues: np.ndarray | None = None) -> MinHash:
+    """A ``datasketch`` MinHash with the bank's parameters: empty, or holding ``hashvalues``
+    (an entry's stored :attr:`Signature.minhash`, as ``uint32``)."""
     return MinHash(
         num_perm=NUM_PERM,
         seed=MINHASH_SEED,
@@ -83,19 +85,20 @@ def _new_minhash(hashvalues: np.ndarray | None = None) -> MinHash:
 
 
 def _shingles(normalised: str) -> set[bytes]:
-    """Character 5-grams in UTF-8 of the first :data:`MINHASH_MAX_CHARS` characters; a shorter
-    text is one shingle."""
+    """Character :data:`SHINGLE_CHARS`-grams in UTF-8 of the first :data:`MINHASH_MAX_CHARS`
+    characters; a text that short or shorter is one shingle."""
     head = normalised[:MINHASH_MAX_CHARS]
     if len(head) <= SHINGLE_CHARS:
         return {head.encode("utf-8")}
-    return {head[i : i + SHINGLE_CHARS].encode("utf-8") for i in range(len(head) - SHINGLE_CHARS + 1)}
+    return {head[i : i + SHINGLE_CHARS].encode("utf-8") for i in range(len(head) - (SHINGLE_CHARS - 1))}
 
 
 @dataclass(frozen=True)
 class Signature:
     """What the bank needs of one text, computed once per item and reused for matching and for
-    making an :class:`Entry`. The MinHash is computed on first use only, so an exact match
-    never pays for it. Build with :func:`signature`; the normalised text stays in memory only.
+    making an :class:`~streams.known_content.entry.Entry`. The MinHash is computed on first use
+    only, so an exact match never pays for it. Build with :func:`signature`; the normalised text
+    stays in memory only.
     """
 
     normalised: str = field(repr=False)
@@ -111,13 +114,13 @@ class Signature:
         """The ``datasketch`` MinHash of the normalised text; None when it is empty."""
         if self.empty:
             return None
-        minhash = _new_minhash()
+        minhash = new_minhash()
         minhash.update_batch(_shingles(self.normalised))
         return minhash
 
     @cached_property
     def minhash(self) -> tuple[int, ...] | None:
-        """The MinHash's 128 hash values, as stored in records; None when the text is empty."""
+        """The MinHash's :data:`NUM_PERM` hash values, as stored in records; None when the text is empty."""
         minhash = self.minhash_object
         return None if minhash is None else tuple(minhash.hashvalues.tolist())
 

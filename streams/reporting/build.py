@@ -1,5 +1,5 @@
-"""Building a :class:`Report` from the records of the output topics, with no broker: de-duplicated, in
-a period.
+"""Building a :class:`~streams.reporting.figures.Report` from the records of the output topics:
+pure (no broker, no clock), de-duplicated, in a period. :func:`build_report` is the entry point.
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from classifiers.base import LABELS
-from streams.known_content.index import MATCH_TYPES
-from streams.records import DECISIONS, OBSERVED_AT_EARLIEST
+from streams.kafka.topics import CLEARED, DLQ, REFERRALS, REVIEW, TopicSpec
+from streams.kafka.topics import DECISIONS as DECISIONS_TOPIC
+from streams.records import DECISIONS, MATCH_TYPES, OBSERVED_AT_EARLIEST, DecidedBy, SourcePosition
 from streams.reporting.figures import (
     DECIDED_BY,
-    UNKNOWN,
     Latency,
     Period,
     Rate,
@@ -24,15 +24,15 @@ from streams.reporting.figures import (
     Shadow,
     TopicInput,
     Totals,
-    _aware,
-    _time,
     rfc3339,
+    utc_time,
 )
 from streams.safejson import json_type
 
-# On the same verdict time, a referral beats a clearance and both beat a review still pending.
-_PRECEDENCE = {"review": 0, "cleared": 1, "referrals": 2}
-# --- Building it -------------------------------------------------------------------------------
+UNKNOWN = "unknown"
+"""What a missing or empty platform, language, model or code is counted as."""
+_PRECEDENCE = {REVIEW.name: 0, CLEARED.name: 1, REFERRALS.name: 2}
+"""On the same verdict time, a referral beats a clearance and both beat a review still pending."""
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ def _prepare(
         if k is None:
             prepared.counts["invalid"] += 1
             continue
-        at = _time(record.get(time_field))
+        at = utc_time(record.get(time_field))
         if at is None and filtered:
             prepared.counts["undated"] += 1
             continue
@@ -108,9 +108,9 @@ def _dlq_key(record: Mapping[str, Any], order: int) -> Hashable | None:
     """A dead letter stands for one input message: its source topic, partition and offset."""
     source = record.get("source")
     if isinstance(source, Mapping):
-        triple = (source.get("topic"), source.get("partition"), source.get("offset"))
-        if isinstance(triple[0], str) and isinstance(triple[1], int) and isinstance(triple[2], int):
-            return triple
+        topic, partition, offset = (source.get("topic"), source.get("partition"), source.get("offset"))
+        if isinstance(topic, str) and isinstance(partition, int) and isinstance(offset, int):
+            return SourcePosition(topic, partition, offset)
     return ("#", order)  # no source to recognise a redelivery by: keep it
 
 
@@ -137,7 +137,7 @@ def _decided_by(record: Mapping[str, Any]) -> str:
     """``decided_by``; records from before schema version 2 have none and were all the model's."""
     value = record.get("decided_by")
     if value is None:
-        return "model"
+        return DecidedBy.MODEL.value
     return value if isinstance(value, str) and value else UNKNOWN
 
 
@@ -163,6 +163,13 @@ def _sorted(counter: Counter[str]) -> dict[str, int]:
     return {k: counter[k] for k in sorted(counter)}
 
 
+def _utc(moment: datetime | None) -> datetime | None:
+    """Naive datetimes are read as UTC."""
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment
+
+
 def _with_keys(counter: Counter[str], keys: Sequence[str]) -> dict[str, int]:
     """``keys`` first (zeros included, so the JSON keys are stable), then any others sorted."""
     return {**{k: counter[k] for k in keys}, **{k: counter[k] for k in sorted(set(counter) - set(keys))}}
@@ -177,44 +184,43 @@ def build_report(
     generated_at: datetime | None = None,
 ) -> Report:
     """The report of the verdicts in ``[since, until)`` (either bound None: open) among
-    ``records_by_topic`` (``{short name: records}`` as :func:`read_topics` returns; topics left
-    out count as empty). Pure: no broker, no clock.
+    ``records_by_topic``: ``{short name: records}`` as
+    :func:`~streams.reporting.read.read_topics` returns; topics left out count as empty. Pure: no
+    broker, no clock.
 
     Each record is placed in time by its verdict: ``classified_at`` (referrals, cleared, review),
-    ``received_at`` (dlq), ``decided_at`` (decisions). Records are de-duplicated (module
-    docstring); a review is pending unless a referral or clearance of the same item at or after
-    it exists before ``until``, and a clearance is superseded by a later referral of the item. A
-    referral is never superseded: it is a notice already sent. ``unreadable`` is the reader's
-    count of values it could not read, per topic.
+    ``received_at`` (dlq), ``decided_at`` (decisions). Records are de-duplicated (see
+    :mod:`streams.reporting`); a review is pending unless a referral or clearance of the same item
+    at or after it exists before ``until``, and a clearance is superseded by a later referral of
+    the item. A referral is never superseded: it is a notice already sent. ``unreadable`` is the
+    reader's count of values it could not read, per topic.
 
-    Records are taken as :func:`read_topics` returns them: JSON objects without lone surrogates,
-    which no report could encode. Whatever their fields hold (wrong types, huge numbers, any
-    nesting, control characters, timestamps that overflow in UTC), building, rendering and
-    encoding the report does not raise.
+    Records are taken as the reader returns them: JSON objects without lone surrogates, which no
+    report could encode. Whatever their fields hold (wrong types, huge numbers, any nesting,
+    control characters, timestamps that overflow in UTC), building, rendering and encoding the
+    report does not raise.
     """
-    since, until = _aware(since), _aware(until)
+    since, until = _utc(since), _utc(until)
     if since is not None and until is not None and since >= until:
         raise ValueError(f"since ({rfc3339(since)}) must be before until ({rfc3339(until)})")
     filtered = since is not None or until is not None
 
-    def prepare(
-        topic: str, time_field: str, key: Callable[[Mapping[str, Any], int], Hashable | None]
-    ) -> _Topic:
-        return _prepare(
-            topic,
-            records_by_topic.get(topic, ()),
+    topics = {
+        topic.name: _prepare(
+            topic.name,
+            records_by_topic.get(topic.name, ()),
             time_field=time_field,
             key=key,
             filtered=filtered,
             until=until,
         )
-
-    topics = {
-        "referrals": prepare("referrals", "classified_at", _field_key("referral_id")),
-        "cleared": prepare("cleared", "classified_at", _field_key("item_id")),
-        "review": prepare("review", "classified_at", _field_key("item_id")),
-        "dlq": prepare("dlq", "received_at", _dlq_key),
-        "decisions": prepare("decisions", "decided_at", _decision_key),
+        for topic, time_field, key in (
+            (REFERRALS, "classified_at", _field_key("referral_id")),
+            (CLEARED, "classified_at", _field_key("item_id")),
+            (REVIEW, "classified_at", _field_key("item_id")),
+            (DLQ, "received_at", _dlq_key),
+            (DECISIONS_TOPIC, "decided_at", _decision_key),
+        )
     }
 
     def in_period(entry: _Entry) -> bool:
@@ -232,19 +238,18 @@ def build_report(
         other = later.get(entry.item_id or "")
         return other is not None and (entry.at is None or other.at is None or other.at >= entry.at)
 
+    def entries(topic: TopicSpec) -> list[_Entry]:
+        return list(topics[topic.name].entries.values())
+
     # Supersession looks at every verdict before ``until``, also those before ``since``.
-    referral_by_item = latest_by_item(topics["referrals"].entries.values())
-    decided_by_item = latest_by_item(
-        [*topics["referrals"].entries.values(), *topics["cleared"].entries.values()]
-    )
-    referrals = [e for e in topics["referrals"].entries.values() if in_period(e)]
-    cleared = [
-        e for e in topics["cleared"].entries.values() if in_period(e) and not superseded(e, referral_by_item)
-    ]
-    reviews = [e for e in topics["review"].entries.values() if in_period(e)]
+    referral_by_item = latest_by_item(entries(REFERRALS))
+    decided_by_item = latest_by_item([*entries(REFERRALS), *entries(CLEARED)])
+    referrals = [e for e in entries(REFERRALS) if in_period(e)]
+    cleared = [e for e in entries(CLEARED) if in_period(e) and not superseded(e, referral_by_item)]
+    reviews = [e for e in entries(REVIEW) if in_period(e)]
     pending = [e for e in reviews if not superseded(e, decided_by_item)]
-    dead = [e for e in topics["dlq"].entries.values() if in_period(e)]
-    decisions = [e for e in topics["decisions"].entries.values() if in_period(e)]
+    dead = [e for e in entries(DLQ) if in_period(e)]
+    decisions = [e for e in entries(DECISIONS_TOPIC) if in_period(e)]
 
     latencies, implausible_observed_at = _latencies(referrals)
     inputs = {}
@@ -258,7 +263,7 @@ def build_report(
             out_of_period=prepared.counts["out_of_period"] + len(prepared.entries) - in_range,
             duplicates=prepared.counts["duplicates"],
             in_period=in_range,
-            implausible_observed_at=implausible_observed_at if name == "referrals" else 0,
+            implausible_observed_at=implausible_observed_at if name == REFERRALS.name else 0,
         )
 
     verdicts = [*referrals, *cleared, *pending]
@@ -283,7 +288,7 @@ def build_report(
             Counter(
                 _text(_sub(e.record, "match"), "type")
                 for e in referrals
-                if _decided_by(e.record) == "hashbank"
+                if _decided_by(e.record) == DecidedBy.HASHBANK
             ),
             MATCH_TYPES,
         ),
@@ -291,7 +296,7 @@ def build_report(
         dlq_by_stage=_sorted(Counter(_text(e.record, "stage") for e in dead)),
         shadow=_shadow(final.values()),
         input=inputs,
-        generated_at=_aware(generated_at),
+        generated_at=_utc(generated_at),
     )
 
 
@@ -304,8 +309,8 @@ def _referral_figures(referrals: Sequence[_Entry]) -> dict[str, Any]:
         multi += len(found) > 1
 
     def model(record: Mapping[str, Any]) -> str:
-        if _decided_by(record) == "hashbank":
-            return "hashbank"
+        if _decided_by(record) == DecidedBy.HASHBANK:
+            return DecidedBy.HASHBANK.value
         return _model_name(record.get("model")) or UNKNOWN
 
     return {
@@ -337,7 +342,7 @@ def _latencies(referrals: Sequence[_Entry]) -> tuple[dict[str, Any], int]:
         value = entry.record.get("observed_at")
         if value is None or entry.at is None:
             continue
-        observed = _time(value)
+        observed = utc_time(value)
         if observed is None or not OBSERVED_AT_EARLIEST <= observed <= entry.at:
             implausible += 1
             continue
@@ -360,7 +365,8 @@ def _review(
         return sum(
             1
             for e in entries
-            if _decided_by(e.record) == "review" and _sub(e.record, "review").get("decision") == decision
+            if _decided_by(e.record) == DecidedBy.REVIEW
+            and _sub(e.record, "review").get("decision") == decision
         )
 
     received = Counter(
@@ -385,7 +391,8 @@ def _shadow(final: Iterable[_Entry]) -> dict[str, Shadow]:
         tally = tallies.setdefault(_model_name(shadow.get("model")) or UNKNOWN, Counter())
         tally["items"] += 1
         tally["shadow_flagged"] += shadow.get("flagged") is True
-        tally["live_flagged"] += entry.topic == "referrals" and _decided_by(entry.record) != "hashbank"
+        live = entry.topic == REFERRALS.name and _decided_by(entry.record) != DecidedBy.HASHBANK
+        tally["live_flagged"] += live
         tally["agreed"] += shadow.get("agrees") is True
     return {
         name: Shadow(t["items"], t["shadow_flagged"], t["live_flagged"], t["agreed"])

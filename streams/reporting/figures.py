@@ -1,5 +1,5 @@
-"""The transparency report's figures (:class:`Report`) and their JSON form, and the times they are
-given in.
+"""The transparency report's figures: :class:`Report` and the dataclasses it is made of, their JSON
+form (:meth:`Report.as_json`), and the times they are given in (RFC 3339, UTC).
 """
 
 from __future__ import annotations
@@ -15,10 +15,8 @@ from streams.records import DecidedBy, parse_rfc3339
 REPORT_VERSION = 1
 """Version of :meth:`Report.as_json`'s layout; bumped when a key changes meaning or goes away."""
 DECIDED_BY: tuple[str, ...] = tuple(str(route) for route in DecidedBy)
-UNKNOWN = "unknown"
-"""What a missing or empty platform, language, model or code is counted as."""
+"""The routes to a verdict, always present as keys of the figures per route."""
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-# --- Times -------------------------------------------------------------------------------------
 
 
 def parse_when(value: str) -> datetime:
@@ -30,7 +28,7 @@ def parse_when(value: str) -> datetime:
             return datetime.fromisoformat(text).replace(tzinfo=UTC)
         except ValueError as exc:
             raise ValueError(f"{value!r} is not a valid date: {exc}") from None
-    parsed = _time(text)
+    parsed = utc_time(text)
     if parsed is None:
         raise ValueError(
             f"{value!r} is neither a date (2026-11-01, meaning midnight UTC) nor an RFC 3339 "
@@ -47,7 +45,7 @@ def rfc3339(moment: datetime | None) -> str | None:
     return utc.isoformat(timespec="milliseconds" if utc.microsecond else "seconds").replace("+00:00", "Z")
 
 
-def _time(value: object) -> datetime | None:
+def utc_time(value: object) -> datetime | None:
     """An RFC 3339 timestamp in UTC, or None: not a string, not a timestamp, or outside what
     ``datetime`` holds once in UTC (``0001-01-01T00:00:00+01:00``). Every time the report compares,
     subtracts or prints comes through here, so none of those steps can overflow."""
@@ -58,16 +56,6 @@ def _time(value: object) -> datetime | None:
         return moment.astimezone(UTC)
     except OverflowError:
         return None
-
-
-def _aware(moment: datetime | None) -> datetime | None:
-    """Naive datetimes are read as UTC."""
-    if moment is not None and moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment
-
-
-# --- The report --------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -102,14 +90,14 @@ class Rate:
 
     @property
     def referral_rate(self) -> float | None:
-        return _ratio(self.referrals, self.verdicts)
+        return ratio(self.referrals, self.verdicts)
 
 
 @dataclass(frozen=True)
 class Latency:
     """Seconds from ``observed_at`` to ``classified_at`` over referrals that carry both, where
-    ``observed_at`` is a plausible capture time: not before :data:`OBSERVED_AT_EARLIEST` and not
-    after the referral."""
+    ``observed_at`` is a plausible capture time: not before
+    :data:`streams.records.OBSERVED_AT_EARLIEST` and not after the referral."""
 
     count: int
     median_s: float | None
@@ -145,26 +133,26 @@ class Shadow:
 
     @property
     def shadow_flag_rate(self) -> float | None:
-        return _ratio(self.shadow_flagged, self.items)
+        return ratio(self.shadow_flagged, self.items)
 
     @property
     def live_flag_rate(self) -> float | None:
-        return _ratio(self.live_flagged, self.items)
+        return ratio(self.live_flagged, self.items)
 
     @property
     def agreement_rate(self) -> float | None:
-        return _ratio(self.agreed, self.items)
+        return ratio(self.agreed, self.items)
 
 
 @dataclass(frozen=True)
 class TopicInput:
     """What happened to one topic's records: ``read`` = ``invalid`` + ``undated`` +
     ``out_of_period`` + ``duplicates`` + ``in_period``; ``unreadable`` (what
-    :func:`parse_record` refuses) comes from the reader and is not part of ``read``.
-    ``implausible_observed_at`` (referrals only) is the part of ``in_period`` that has an
-    ``observed_at`` but not a plausible one (not a timestamp, before
-    :data:`OBSERVED_AT_EARLIEST`, or after the referral): counted everywhere but left out of the
-    time to referral."""
+    :func:`streams.reporting.read.parse_record` refuses) comes from the reader and is not part of
+    ``read``. ``implausible_observed_at`` (referrals only) is the part of ``in_period`` that has
+    an ``observed_at`` but not a plausible one (not a timestamp, before
+    :data:`streams.records.OBSERVED_AT_EARLIEST`, or after the referral): counted everywhere but
+    left out of the time to referral."""
 
     read: int = 0
     unreadable: int = 0
@@ -325,7 +313,8 @@ def _latency_json(latency: Latency) -> dict[str, Any]:
     return {"count": latency.count, "median_s": latency.median_s, "p90_s": latency.p90_s}
 
 
-def _ratio(part: int, whole: int) -> float | None:
+def ratio(part: int, whole: int) -> float | None:
+    """``part / whole`` rounded to 4 places, as every rate in the report; None when ``whole`` is 0."""
     return round(part / whole, 4) if whole else None
 
 

@@ -1,4 +1,5 @@
-"""The report as Markdown for publication."""
+"""The report as Markdown for publication (:func:`format_markdown`), safe to render whatever the
+records held: every value from a record goes through one table cell escape."""
 
 from __future__ import annotations
 
@@ -7,13 +8,13 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 
 from streams.io import one_line
+from streams.kafka.topics import REFERRALS
 from streams.records import OBSERVED_AT_EARLIEST
-from streams.reporting.figures import Report, _ratio, rfc3339
+from streams.reporting.figures import Report, ratio, rfc3339
 
 CELL_CHARS = 80
 """Longest value a Markdown table cell shows; longer ones are cut and end with an ellipsis."""
 _MARKDOWN_SPECIAL = re.compile(r"[\\|`\[\]]")
-# --- Markdown ----------------------------------------------------------------------------------
 
 
 def _cell(value: object) -> str:
@@ -41,10 +42,13 @@ def _table(headers: Sequence[str], rows: Iterable[Sequence[object]], text: Seque
 
 
 def _percent(rate: float | None) -> str:
+    """A rate as a percentage to one place; ``n/a`` when nothing was counted."""
     return "n/a" if rate is None else f"{rate * 100:.1f} %"
 
 
 def _duration(seconds: float | None) -> str:
+    """Seconds as a person reads them (``12.5 s``, ``3 min 4 s``, ``1 h 5 min``, ``2 d 3 h``); ``n/a``
+    when nothing was timed."""
     if seconds is None:
         return "n/a"
     sign, rest = ("-" if seconds < 0 else ""), abs(seconds)
@@ -58,6 +62,7 @@ def _duration(seconds: float | None) -> str:
 
 
 def _by_count(counts: Mapping[str, int]) -> list[tuple[str, int]]:
+    """The largest counts first, ties by key."""
     return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
@@ -103,7 +108,7 @@ def format_markdown(report: Report) -> str:
         "",
         *_table(
             ("Label", "Referrals", "Share of referrals"),
-            [(k, v, _percent(_ratio(v, t.referrals))) for k, v in report.referrals_by_label.items()],
+            [(k, v, _percent(ratio(v, t.referrals))) for k, v in report.referrals_by_label.items()],
         ),
     ]
     for title, column, counts in (
@@ -141,7 +146,7 @@ def format_markdown(report: Report) -> str:
         "",
         "From when the content was observed (observed_at) to the referral (classified_at), over referrals "
         "that say when their content was observed; the review route includes the time a person took. "
-        f"{report.input['referrals'].implausible_observed_at} referrals with an observed_at that is not a "
+        f"{report.input[REFERRALS.name].implausible_observed_at} referrals with an observed_at that is not a "
         f"plausible capture time (not a timestamp, before {rfc3339(OBSERVED_AT_EARLIEST)} or after the "
         "referral) are not timed.",
         "",

@@ -18,8 +18,7 @@ from hypothesis import strategies as st
 from classifiers.base import LABELS
 from streams.cli import main
 from streams.io import json_line
-from streams.known_content.index import MATCH_TYPES
-from streams.records import DECISIONS
+from streams.records import DECISIONS, MATCH_TYPES
 from streams.reporting.build import build_report
 from streams.reporting.figures import DECIDED_BY, Report, parse_when
 from streams.reporting.read import TOPICS, parse_record
