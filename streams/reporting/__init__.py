@@ -11,7 +11,9 @@ Three steps, one module each, and the figures they share:
   (:func:`~streams.reporting.read.read_topics`), skipping and counting values that are not JSON
   objects;
 - :mod:`~streams.reporting.build`: :func:`build_report` turns those records into a
-  :class:`Report` without a broker (pure, so unit tests need none);
+  :class:`Report` without a broker (pure, so unit tests need none). It reads each record once, as
+  a typed view of the fields it counts (:mod:`~streams.reporting.views`: lenient, so that
+  version 2 records and values this release does not know are still counted);
 - :mod:`~streams.reporting.render`: :func:`format_markdown` renders a report for publication;
 - :mod:`~streams.reporting.figures`: :class:`Report` and its parts; :meth:`Report.as_json` gives
   the figures to programs, and :func:`parse_when` reads a period's bounds.

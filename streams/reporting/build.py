@@ -1,5 +1,7 @@
 """Building a :class:`~streams.reporting.figures.Report` from the records of the output topics:
 pure (no broker, no clock), de-duplicated, in a period. :func:`build_report` is the entry point.
+It reads each record once, as its view (:mod:`streams.reporting.views`); all after that works on
+the views' attributes.
 """
 
 from __future__ import annotations
@@ -8,12 +10,12 @@ from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from classifiers.base import LABELS
-from streams.kafka.topics import CLEARED, DLQ, REFERRALS, REVIEW, TopicSpec
+from streams.kafka.topics import CLEARED, DLQ, REFERRALS, REVIEW
 from streams.kafka.topics import DECISIONS as DECISIONS_TOPIC
-from streams.records import DECISIONS, MATCH_TYPES, OBSERVED_AT_EARLIEST, DecidedBy, SourcePosition
+from streams.records import DECISIONS, MATCH_TYPES, OBSERVED_AT_EARLIEST, DecidedBy
 from streams.reporting.figures import (
     DECIDED_BY,
     Latency,
@@ -25,138 +27,73 @@ from streams.reporting.figures import (
     TopicInput,
     Totals,
     rfc3339,
-    utc_time,
 )
-from streams.safejson import json_type
+from streams.reporting.views import (
+    NOT_A_TIME,
+    ClearedView,
+    DecisionView,
+    ReferralView,
+    ReviewView,
+    Verdict,
+    View,
+    view_topics,
+)
 
-UNKNOWN = "unknown"
-"""What a missing or empty platform, language, model or code is counted as."""
 _PRECEDENCE = {REVIEW.name: 0, CLEARED.name: 1, REFERRALS.name: 2}
 """On the same verdict time, a referral beats a clearance and both beat a review still pending."""
+V = TypeVar("V", bound=View, covariant=True)
 
 
 @dataclass(frozen=True)
-class _Entry:
-    """One de-duplicated record with its verdict time and its place in the input."""
+class _Entry(Generic[V]):
+    """One de-duplicated record (its view) with its place in the input."""
 
     topic: str
-    record: Mapping[str, Any]
-    at: datetime | None
+    record: V
     order: int
 
     @property
-    def item_id(self) -> str | None:
-        value = self.record.get("item_id")
-        return value if isinstance(value, str) and value else None
+    def at(self) -> datetime | None:
+        return self.record.at
 
     def rank(self) -> tuple[datetime, int, int]:
         return (self.at or datetime.min.replace(tzinfo=UTC), _PRECEDENCE.get(self.topic, 0), self.order)
 
 
 @dataclass
-class _Topic:
+class _Topic(Generic[V]):
     """A topic's records after validation, the time filter's upper bound and de-duplication."""
 
-    entries: dict[Hashable, _Entry] = field(default_factory=dict)
+    entries: dict[Hashable, _Entry[V]] = field(default_factory=dict)
     counts: Counter[str] = field(default_factory=Counter)
 
 
-def _prepare(
-    topic: str,
-    records: Sequence[Mapping[str, Any]],
-    *,
-    time_field: str,
-    key: Callable[[Mapping[str, Any], int], Hashable | None],
-    filtered: bool,
-    until: datetime | None,
-) -> _Topic:
-    """Drop invalid records, undated ones when the period is bounded, those at or after ``until``
-    (so that "later" means "later but before the period's end"), and duplicates (the latest wins)."""
-    prepared = _Topic()
+def _prepare(topic: str, records: Sequence[V | None], *, filtered: bool, until: datetime | None) -> _Topic[V]:
+    """Drop invalid records (no view), undated ones when the period is bounded, those at or after
+    ``until`` (so that "later" means "later but before the period's end"), and duplicates (the
+    latest wins). A record whose view has no key stands for itself."""
+    prepared: _Topic[V] = _Topic()
     prepared.counts["read"] = len(records)
     for order, record in enumerate(records):
-        k = key(record, order) if isinstance(record, Mapping) else None
-        if k is None:
+        if record is None:
             prepared.counts["invalid"] += 1
             continue
-        at = utc_time(record.get(time_field))
+        at = record.at
         if at is None and filtered:
             prepared.counts["undated"] += 1
             continue
         if until is not None and at is not None and at >= until:
             prepared.counts["out_of_period"] += 1
             continue
-        entry = _Entry(topic, record, at, order)
-        previous = prepared.entries.get(k)
+        entry = _Entry(topic, record, order)
+        key = record.key if record.key is not None else ("#", order)
+        previous = prepared.entries.get(key)
         if previous is not None:
             prepared.counts["duplicates"] += 1
             if previous.rank() > entry.rank():
                 continue
-        prepared.entries[k] = entry
+        prepared.entries[key] = entry
     return prepared
-
-
-def _field_key(name: str) -> Callable[[Mapping[str, Any], int], Hashable | None]:
-    def key(record: Mapping[str, Any], order: int) -> Hashable | None:
-        value = record.get(name)
-        return value if isinstance(value, str) and value else None
-
-    return key
-
-
-def _dlq_key(record: Mapping[str, Any], order: int) -> Hashable | None:
-    """A dead letter stands for one input message: its source topic, partition and offset."""
-    source = record.get("source")
-    if isinstance(source, Mapping):
-        topic, partition, offset = (source.get("topic"), source.get("partition"), source.get("offset"))
-        if isinstance(topic, str) and isinstance(partition, int) and isinstance(offset, int):
-            return SourcePosition(topic, partition, offset)
-    return ("#", order)  # no source to recognise a redelivery by: keep it
-
-
-def _decision_key(record: Mapping[str, Any], order: int) -> Hashable | None:
-    """``decision_id``; without one, what the worker derives it from (review, reviewer, decision,
-    time). A value that is not a string stands for itself only by its JSON type, so that the key
-    never walks into whatever a producer nested there."""
-    decision_id = record.get("decision_id")
-    if isinstance(decision_id, str) and decision_id:
-        return decision_id
-    review_id = record.get("review_id")
-    if not isinstance(review_id, str) or not review_id:
-        return None
-    values = (record.get(k) for k in ("review_id", "reviewer", "decision", "decided_at"))
-    return tuple(value if isinstance(value, str) else (json_type(value),) for value in values)
-
-
-def _text(record: Mapping[str, Any], name: str) -> str:
-    value = record.get(name)
-    return value if isinstance(value, str) and value.strip() else UNKNOWN
-
-
-def _decided_by(record: Mapping[str, Any]) -> str:
-    """``decided_by``; records from before schema version 2 have none and were all the model's."""
-    value = record.get("decided_by")
-    if value is None:
-        return DecidedBy.MODEL.value
-    return value if isinstance(value, str) and value else UNKNOWN
-
-
-def _model_name(model: object) -> str | None:
-    if isinstance(model, Mapping) and (name := _text(model, "name")) != UNKNOWN:
-        return f"{name}@{_text(model, 'revision')}"
-    return None
-
-
-def _sub(record: Mapping[str, Any], name: str) -> Mapping[str, Any]:
-    value = record.get(name)
-    return value if isinstance(value, Mapping) else {}
-
-
-def _labels(record: Mapping[str, Any]) -> list[str]:
-    value = record.get("labels")
-    if not isinstance(value, list):
-        return []
-    return list(dict.fromkeys(label for label in value if isinstance(label, str) and label))
 
 
 def _sorted(counter: Counter[str]) -> dict[str, int]:
@@ -176,7 +113,7 @@ def _with_keys(counter: Counter[str], keys: Sequence[str]) -> dict[str, int]:
 
 
 def build_report(
-    records_by_topic: Mapping[str, Sequence[Mapping[str, Any]]],
+    records_by_topic: Mapping[str, Sequence[object]],
     since: datetime | None = None,
     until: datetime | None = None,
     *,
@@ -205,51 +142,47 @@ def build_report(
         raise ValueError(f"since ({rfc3339(since)}) must be before until ({rfc3339(until)})")
     filtered = since is not None or until is not None
 
-    topics = {
-        topic.name: _prepare(
-            topic.name,
-            records_by_topic.get(topic.name, ()),
-            time_field=time_field,
-            key=key,
-            filtered=filtered,
-            until=until,
-        )
-        for topic, time_field, key in (
-            (REFERRALS, "classified_at", _field_key("referral_id")),
-            (CLEARED, "classified_at", _field_key("item_id")),
-            (REVIEW, "classified_at", _field_key("item_id")),
-            (DLQ, "received_at", _dlq_key),
-            (DECISIONS_TOPIC, "decided_at", _decision_key),
-        )
+    views = view_topics(records_by_topic)
+    referral_topic = _prepare(REFERRALS.name, views.referrals, filtered=filtered, until=until)
+    cleared_topic = _prepare(CLEARED.name, views.cleared, filtered=filtered, until=until)
+    review_topic = _prepare(REVIEW.name, views.review, filtered=filtered, until=until)
+    dlq_topic = _prepare(DLQ.name, views.dlq, filtered=filtered, until=until)
+    decision_topic = _prepare(DECISIONS_TOPIC.name, views.decisions, filtered=filtered, until=until)
+    topics: dict[str, _Topic[View]] = {
+        REFERRALS.name: referral_topic,
+        CLEARED.name: cleared_topic,
+        REVIEW.name: review_topic,
+        DLQ.name: dlq_topic,
+        DECISIONS_TOPIC.name: decision_topic,
     }
 
-    def in_period(entry: _Entry) -> bool:
+    def in_period(entry: _Entry[View]) -> bool:
         return since is None or entry.at is None or entry.at >= since
 
-    def latest_by_item(entries: Iterable[_Entry]) -> dict[str, _Entry]:
-        latest: dict[str, _Entry] = {}
+    def latest_by_item(entries: Iterable[_Entry[Verdict]]) -> dict[str, _Entry[Verdict]]:
+        latest: dict[str, _Entry[Verdict]] = {}
         for entry in entries:
-            item = entry.item_id
+            item = entry.record.item_id
             if item is not None and (item not in latest or latest[item].rank() < entry.rank()):
                 latest[item] = entry
         return latest
 
-    def superseded(entry: _Entry, later: Mapping[str, _Entry]) -> bool:
-        other = later.get(entry.item_id or "")
+    def superseded(entry: _Entry[Verdict], later: Mapping[str, _Entry[Verdict]]) -> bool:
+        other = later.get(entry.record.item_id or "")
         return other is not None and (entry.at is None or other.at is None or other.at >= entry.at)
 
-    def entries(topic: TopicSpec) -> list[_Entry]:
-        return list(topics[topic.name].entries.values())
-
     # Supersession looks at every verdict before ``until``, also those before ``since``.
-    referral_by_item = latest_by_item(entries(REFERRALS))
-    decided_by_item = latest_by_item([*entries(REFERRALS), *entries(CLEARED)])
-    referrals = [e for e in entries(REFERRALS) if in_period(e)]
-    cleared = [e for e in entries(CLEARED) if in_period(e) and not superseded(e, referral_by_item)]
-    reviews = [e for e in entries(REVIEW) if in_period(e)]
+    all_referrals = list(referral_topic.entries.values())
+    referral_by_item = latest_by_item(all_referrals)
+    decided_by_item = latest_by_item([*all_referrals, *cleared_topic.entries.values()])
+    referrals = [e for e in all_referrals if in_period(e)]
+    cleared = [
+        e for e in cleared_topic.entries.values() if in_period(e) and not superseded(e, referral_by_item)
+    ]
+    reviews = [e for e in review_topic.entries.values() if in_period(e)]
     pending = [e for e in reviews if not superseded(e, decided_by_item)]
-    dead = [e for e in entries(DLQ) if in_period(e)]
-    decisions = [e for e in entries(DECISIONS_TOPIC) if in_period(e)]
+    dead = [e for e in dlq_topic.entries.values() if in_period(e)]
+    decisions = [e for e in decision_topic.entries.values() if in_period(e)]
 
     latencies, implausible_observed_at = _latencies(referrals)
     inputs = {}
@@ -266,87 +199,85 @@ def build_report(
             implausible_observed_at=implausible_observed_at if name == REFERRALS.name else 0,
         )
 
-    verdicts = [*referrals, *cleared, *pending]
+    verdicts: list[_Entry[Verdict]] = [*referrals, *cleared, *pending]
     times = [e.at for e in verdicts if e.at is not None]
     final = latest_by_item(verdicts)
 
     return Report(
         period=Period(since, until, min(times, default=None), max(times, default=None)),
         totals=Totals(
-            items=len({e.item_id for e in verdicts if e.item_id is not None}),
+            items=len({e.record.item_id for e in verdicts if e.record.item_id is not None}),
             referrals=len(referrals),
             cleared=len(cleared),
             pending_review=len(pending),
             dlq=len(dead),
         ),
         **_referral_figures(referrals),
-        verdicts_by_platform=_rates(referrals, cleared, "platform"),
-        verdicts_by_lang=_rates(referrals, cleared, "lang"),
+        verdicts_by_platform=_rates(referrals, cleared, lambda view: view.platform),
+        verdicts_by_lang=_rates(referrals, cleared, lambda view: view.lang),
         **latencies,
         review=_review(referrals, cleared, reviews, pending, decisions),
         known_content_by_type=_with_keys(
-            Counter(
-                _text(_sub(e.record, "match"), "type")
-                for e in referrals
-                if _decided_by(e.record) == DecidedBy.HASHBANK
-            ),
+            Counter(e.record.match_type for e in referrals if e.record.decided_by == DecidedBy.HASHBANK),
             MATCH_TYPES,
         ),
-        dlq_by_code=_sorted(Counter(_text(_sub(e.record, "error"), "code") for e in dead)),
-        dlq_by_stage=_sorted(Counter(_text(e.record, "stage") for e in dead)),
+        dlq_by_code=_sorted(Counter(e.record.code for e in dead)),
+        dlq_by_stage=_sorted(Counter(e.record.stage for e in dead)),
         shadow=_shadow(final.values()),
         input=inputs,
         generated_at=_utc(generated_at),
     )
 
 
-def _referral_figures(referrals: Sequence[_Entry]) -> dict[str, Any]:
+def _referral_figures(referrals: Sequence[_Entry[ReferralView]]) -> dict[str, Any]:
     labels: Counter[str] = Counter()
     multi = 0
     for entry in referrals:
-        found = _labels(entry.record)
-        labels.update(found)
-        multi += len(found) > 1
+        labels.update(entry.record.labels)
+        multi += len(entry.record.labels) > 1
 
-    def model(record: Mapping[str, Any]) -> str:
-        if _decided_by(record) == DecidedBy.HASHBANK:
+    def model(referral: ReferralView) -> str:
+        if referral.decided_by == DecidedBy.HASHBANK:
             return DecidedBy.HASHBANK.value
-        return _model_name(record.get("model")) or UNKNOWN
+        return referral.model
 
     return {
         "referrals_by_label": _with_keys(labels, LABELS),
         "multi_label_referrals": multi,
-        "referrals_by_platform": _sorted(Counter(_text(e.record, "platform") for e in referrals)),
-        "referrals_by_lang": _sorted(Counter(_text(e.record, "lang") for e in referrals)),
+        "referrals_by_platform": _sorted(Counter(e.record.platform for e in referrals)),
+        "referrals_by_lang": _sorted(Counter(e.record.lang for e in referrals)),
         "referrals_by_model": _sorted(Counter(model(e.record) for e in referrals)),
-        "referrals_by_decided_by": _with_keys(Counter(_decided_by(e.record) for e in referrals), DECIDED_BY),
+        "referrals_by_decided_by": _with_keys(Counter(e.record.decided_by for e in referrals), DECIDED_BY),
     }
 
 
-def _rates(referrals: Sequence[_Entry], cleared: Sequence[_Entry], name: str) -> dict[str, Rate]:
-    referred = Counter(_text(e.record, name) for e in referrals)
-    clear = Counter(_text(e.record, name) for e in cleared)
+def _rates(
+    referrals: Sequence[_Entry[ReferralView]],
+    cleared: Sequence[_Entry[ClearedView]],
+    by: Callable[[ReferralView | ClearedView], str],
+) -> dict[str, Rate]:
+    referred = Counter(by(e.record) for e in referrals)
+    clear = Counter(by(e.record) for e in cleared)
     return {
         key: Rate(verdicts=referred[key] + clear[key], referrals=referred[key], cleared=clear[key])
         for key in sorted(set(referred) | set(clear))
     }
 
 
-def _latencies(referrals: Sequence[_Entry]) -> tuple[dict[str, Any], int]:
+def _latencies(referrals: Sequence[_Entry[ReferralView]]) -> tuple[dict[str, Any], int]:
     """The time to referral, overall and per route, and how many dated referrals carry an
     ``observed_at`` that is not a plausible capture time (one record with year 1 would otherwise
     move the median by two thousand years)."""
     seconds: dict[str, list[float]] = {route: [] for route in DECIDED_BY}
     implausible = 0
     for entry in referrals:
-        value = entry.record.get("observed_at")
-        if value is None or entry.at is None:
+        observed = entry.record.observed_at
+        if observed is None or entry.at is None:
             continue
-        observed = utc_time(value)
-        if observed is None or not OBSERVED_AT_EARLIEST <= observed <= entry.at:
+        if observed is NOT_A_TIME or not OBSERVED_AT_EARLIEST <= observed <= entry.at:
             implausible += 1
             continue
-        seconds.setdefault(_decided_by(entry.record), []).append((entry.at - observed).total_seconds())
+        seconds.setdefault(entry.record.decided_by, []).append((entry.at - observed).total_seconds())
     figures = {
         "time_to_referral": Latency.of([s for values in seconds.values() for s in values]),
         "time_to_referral_by_decided_by": {route: Latency.of(values) for route, values in seconds.items()},
@@ -355,23 +286,18 @@ def _latencies(referrals: Sequence[_Entry]) -> tuple[dict[str, Any], int]:
 
 
 def _review(
-    referrals: Sequence[_Entry],
-    cleared: Sequence[_Entry],
-    reviews: Sequence[_Entry],
-    pending: Sequence[_Entry],
-    decisions: Sequence[_Entry],
+    referrals: Sequence[_Entry[ReferralView]],
+    cleared: Sequence[_Entry[ClearedView]],
+    reviews: Sequence[_Entry[ReviewView]],
+    pending: Sequence[_Entry[ReviewView]],
+    decisions: Sequence[_Entry[DecisionView]],
 ) -> Review:
-    def reviewed(entries: Sequence[_Entry], decision: str) -> int:
+    def reviewed(entries: Sequence[_Entry[ReferralView | ClearedView]], decision: str) -> int:
         return sum(
-            1
-            for e in entries
-            if _decided_by(e.record) == DecidedBy.REVIEW
-            and _sub(e.record, "review").get("decision") == decision
+            1 for e in entries if e.record.decided_by == DecidedBy.REVIEW and e.record.reviewed == decision
         )
 
-    received = Counter(
-        e.record.get("decision") if e.record.get("decision") in DECISIONS else "other" for e in decisions
-    )
+    received = Counter(e.record.decision or "other" for e in decisions)
     return Review(
         queued=len(reviews),
         approved=reviewed(referrals, "approve"),
@@ -381,19 +307,19 @@ def _review(
     )
 
 
-def _shadow(final: Iterable[_Entry]) -> dict[str, Shadow]:
+def _shadow(final: Iterable[_Entry[Verdict]]) -> dict[str, Shadow]:
     """Per shadow model, over each item's latest verdict that carries a shadow block."""
     tallies: dict[str, Counter[str]] = {}
     for entry in final:
-        shadow = _sub(entry.record, "shadow")
-        if not shadow:
+        shadow = entry.record.shadow
+        if shadow is None:
             continue
-        tally = tallies.setdefault(_model_name(shadow.get("model")) or UNKNOWN, Counter())
+        tally = tallies.setdefault(shadow.model, Counter())
         tally["items"] += 1
-        tally["shadow_flagged"] += shadow.get("flagged") is True
-        live = entry.topic == REFERRALS.name and _decided_by(entry.record) != DecidedBy.HASHBANK
+        tally["shadow_flagged"] += shadow.flagged
+        live = isinstance(entry.record, ReferralView) and entry.record.decided_by != DecidedBy.HASHBANK
         tally["live_flagged"] += live
-        tally["agreed"] += shadow.get("agrees") is True
+        tally["agreed"] += shadow.agrees
     return {
         name: Shadow(t["items"], t["shadow_flagged"], t["live_flagged"], t["agreed"])
         for name, t in sorted(tallies.items())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -10,9 +11,25 @@ from typing import Any
 import pytest
 
 from streams.cli import build_parser, main
+from streams.records import (
+    Cleared,
+    ContentItem,
+    DeadLetter,
+    DecidedBy,
+    Decision,
+    ErrorCode,
+    Referral,
+    Rejection,
+    SourcePosition,
+    Subject,
+)
+from streams.records import Review as ReviewRecord
+from streams.reporting import views
 from streams.reporting.build import build_report
 from streams.reporting.figures import Report, parse_when
 from streams.reporting.render import format_markdown
+from tests.unit.test_records import MODEL as RECORD_MODEL
+from tests.unit.test_records import evidence, parse
 
 MODEL = {"name": "tco-base", "revision": "r1"}
 SHADOW_MODEL = {"name": "tco-next", "revision": "r2"}
@@ -428,3 +445,85 @@ def test_cli_prints_json_or_writes_both_files(
     assert "wrote" in capsys.readouterr().out
     assert json.loads(prefix.with_suffix(".json").read_text())["totals"]["items"] == 2
     assert "## Summary" in prefix.with_suffix(".md").read_text()
+
+
+def test_version_3_records_as_the_pipeline_writes_them_are_counted_like_version_2() -> None:
+    def item(name: str) -> ContentItem:
+        parsed = parse(json.dumps({"id": name, "text": "placeholder", "platform": "forum-a"}).encode())
+        assert isinstance(parsed, ContentItem)
+        return parsed
+
+    written = {
+        "referrals": Referral.of(
+            Subject.of(item("a"), None),
+            labels=["incitement"],
+            decided_by=DecidedBy.MODEL,
+            basis=RECORD_MODEL.basis,
+            scores={"incitement": 0.9},
+            thresholds={"incitement": 0.5},
+            model=RECORD_MODEL,
+            classified_at=at(10),
+            evidence=evidence(item("a")),
+        ),
+        "review": ReviewRecord.of(
+            Subject.of(item("b"), None),
+            labels=["threat"],
+            scores={"threat": 0.6},
+            thresholds={"threat": 0.9},
+            review_thresholds={"threat": 0.5},
+            model=RECORD_MODEL,
+            classified_at=at(10),
+            evidence=evidence(item("b")),
+        ),
+        "cleared": Cleared(
+            item_id="c",
+            platform=None,
+            lang="en",
+            content_sha256="0" * 64,
+            scores={"incitement": 0.1},
+            model=RECORD_MODEL,
+            classified_at=at(10),
+            observed_at=None,
+        ),
+        "dlq": DeadLetter.of(
+            Rejection(ErrorCode.INVALID_UTF8, "bad"), b"\xff", SourcePosition("t", 0, 7), received_at=at(10)
+        ),
+    }
+    v3 = build_report({name: [record.as_json()] for name, record in written.items()})
+    v2 = report_of(
+        referrals=[referral("a", lang=None)],
+        review=[queued("b")],
+        cleared=[cleared("c", platform=None)],
+        dlq=[dead("d", "invalid_utf8", 7)],
+    )
+    assert (
+        v3.as_json()["totals"]
+        == v2.as_json()["totals"]
+        == {
+            "items": 3,
+            "referrals": 1,
+            "cleared": 1,
+            "pending_review": 1,
+            "dlq": 1,
+        }
+    )
+    assert v3.referrals_by_model == {"m@sha256:1": 1}
+    assert v3.referrals_by_platform == {"forum-a": 1} and v3.referrals_by_label["incitement"] == 1
+    assert v3.verdicts_by_platform.keys() == v2.verdicts_by_platform.keys() == {"forum-a", "unknown"}
+    assert v3.dlq_by_code == v2.dlq_by_code == {"invalid_utf8": 1}
+    assert v3.dlq_by_stage == v2.dlq_by_stage == {"validate": 1}
+
+
+def test_the_views_hold_only_fields_that_the_records_have() -> None:
+    """A view reads each field by the record's own name (or the block it is read from), so a
+    rename in :mod:`streams.records` cannot leave the report counting a field that is gone."""
+    read_from = {"reviewed": "review", "match_type": "match", "code": "error", "key": "decision_id"}
+    for view, record in (
+        (views.ReferralView, Referral),
+        (views.ClearedView, Cleared),
+        (views.ReviewView, ReviewRecord),
+        (views.DeadLetterView, DeadLetter),
+        (views.DecisionView, Decision),
+    ):
+        for field in fields(view):
+            assert read_from.get(field.name, field.name) in record.model_fields, (view.__name__, field.name)
