@@ -39,7 +39,7 @@ DECISIONS = TopicSpec(
     "decisions", "reviewers' verdicts on review items (input)", 365 * DAY_MS, "decision", partitions=1
 )
 """One partition: its log orders every decision, which is what decides which one is in force
-(:func:`streams.review.in_force`)."""
+(:func:`streams.review.rules.in_force`)."""
 HASHBANK = TopicSpec(
     "hashbank", "known-content hash bank updates, read whole by every worker", -1, "hashbank", compact=True
 )
