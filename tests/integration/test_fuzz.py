@@ -15,6 +15,7 @@ from typing import Any
 from confluent_kafka import Producer
 
 from streams.kafka.reader import read_to_end
+from streams.known_content.signature import normalised_sha256
 from streams.records import ContentItem, SourcePosition, parse_item
 from tests.integration.conftest import Deployment
 from tests.integration.test_faults import health
@@ -163,11 +164,7 @@ def test_hostile_messages_through_a_running_worker(deployment: Deployment) -> No
                         "schema_version": 2,
                         "op": "add",
                         "entry_id": "known",
-                        "normalised_sha256": __import__(
-                            "streams.known_content.signature"
-                        ).known_content.signature.normalised_sha256(
-                            "a fictional slogan of the Grey Heron Front"
-                        ),
+                        "normalised_sha256": normalised_sha256("a fictional slogan of the Grey Heron Front"),
                         "minhash": None,
                         "labels": ["incitement"],
                         "source": {"type": "import"},
