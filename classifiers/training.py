@@ -1,4 +1,5 @@
-"""Fine-tune the default model: the packaged all-MiniLM-L6-v2 encoder on the seed corpus.
+"""Fine-tune a model on the seed corpus: the packaged all-MiniLM-L6-v2 encoder whole, or the top
+layers of multilingual-e5-small (:mod:`classifiers.e5.train`).
 
 Reproducible on CPU: fixed seeds, one thread order, no downloads. ``make model`` runs
 ``propwatch model build``, which calls :func:`build_default_model`.
@@ -22,6 +23,8 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from classifiers.base import LABELS
 from classifiers.corpus import Example, seed_examples
+from classifiers.e5.train import E5TrainingConfig
+from classifiers.e5.train import train as train_e5
 
 
 @dataclass(frozen=True)
@@ -29,7 +32,6 @@ class TrainingConfig:
     epochs: int = 8
     batch_size: int = 16
     learning_rate: float = 6e-5
-    head_learning_rate: float = 1e-3
     weight_decay: float = 0.01
     warmup_fraction: float = 0.1
     max_length: int = 96
@@ -110,7 +112,13 @@ def train(
     tokenizer.save_pretrained(out_dir)
     (out_dir / "training.json").write_text(
         json.dumps(
-            {"config": asdict(config), "examples": len(examples), "base": "all-MiniLM-L6-v2"}, indent=2
+            {
+                "recipe": "minilm",
+                "config": asdict(config),
+                "examples": len(examples),
+                "base": "sentence-transformers/all-MiniLM-L6-v2",
+            },
+            indent=2,
         )
         + "\n"
     )
@@ -119,18 +127,23 @@ def train(
 
 def build_model(
     target: Path,
-    config: TrainingConfig = TrainingConfig(),
+    config: TrainingConfig | E5TrainingConfig = TrainingConfig(),
     progress: Callable[[str], None] = print,
     card: Callable[[Path], str] | None = None,
 ) -> Path:
     """Train on the seed corpus's train split into ``target``, atomically: a half-built model
-    never stands at ``target``. ``card`` writes the model card from the built folder."""
+    never stands at ``target``. ``config`` chooses the recipe: :class:`TrainingConfig` fine-tunes
+    all of MiniLM, :class:`E5TrainingConfig` the top layers of multilingual-e5-small. ``card``
+    writes the model card from the built folder."""
     examples = seed_examples("train")
-    examples += [e for e in examples if e.lang == "nl"] * (config.dutch_repeats - 1)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
-        train(examples, staging, config, progress)
+        if isinstance(config, E5TrainingConfig):
+            train_e5(examples, staging, config, progress)
+        else:
+            examples += [e for e in examples if e.lang == "nl"] * (config.dutch_repeats - 1)
+            train(examples, staging, config, progress)
         if card is not None:
             (staging / "README.md").write_text(card(staging))
         for path in (staging, *staging.rglob("*")):  # readable by the container's own user

