@@ -30,7 +30,12 @@ def test_bench_runs_on_a_few_items(tiny_model_dir: Path, tmp_path: Path) -> None
             "--items", "40", "--naive-items", "8", "--latency-seconds", "1", "--workers", "1",
             "--json", "--chart", str(chart),
         ],
-        env={**os.environ, "PROPWATCH_MODEL": str(tiny_model_dir), "HF_HUB_OFFLINE": "1"},
+        env={
+            **os.environ,
+            "PROPWATCH_MODEL": str(tiny_model_dir),
+            "PROPWATCH_BACKEND": "transformers",  # the tiny model has no ONNX export
+            "HF_HUB_OFFLINE": "1",
+        },
         capture_output=True,
         text=True,
         timeout=300,

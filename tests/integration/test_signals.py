@@ -137,7 +137,12 @@ def test_demo_keep_running_stops_broker_and_worker(
         "--keep-running",
         "--sample",
         str(sample),
-        env={"PROPWATCH_MODEL": str(tiny_model_dir), "HF_HUB_OFFLINE": "1", "TERM": "dumb"},
+        env={
+            "PROPWATCH_MODEL": str(tiny_model_dir),
+            "PROPWATCH_BACKEND": "transformers",  # the tiny model has no ONNX export
+            "HF_HUB_OFFLINE": "1",
+            "TERM": "dumb",
+        },
     )
     try:
         demo.wait_for("Keeping broker and worker up", timeout_s=300)
