@@ -91,6 +91,29 @@ def cmd_topics_create(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    if args.processes > 1:
+        return _supervise_workers(args)
+    return _run_worker()
+
+
+@_starts_children
+def _supervise_workers(args: argparse.Namespace) -> int:
+    from streams.supervisor import supervise
+
+    settings = _settings()  # invalid settings: one message here, not one per worker
+    if settings.web_port + args.processes - 1 > 65535:
+        print(
+            f"propwatch worker: {args.processes} processes need ports {settings.web_port} to "
+            f"{settings.web_port + args.processes - 1}: lower PROPWATCH_WEB_PORT",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    return supervise(
+        args.processes, settings.web_port, log=lambda line: print(f"propwatch worker: {line}", flush=True)
+    )
+
+
+def _run_worker() -> int:
     import faust
 
     from streams.app import create_pipeline
@@ -319,6 +342,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _processes(value: str) -> int:
+    """``worker --processes``: N or auto; anything else exits 2 with the reason."""
+    from streams.supervisor import process_count
+
+    try:
+        return process_count(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _report_time(value: str) -> datetime:
     """``--since`` / ``--until``: a date (midnight UTC) or an RFC 3339 timestamp; else exit 2."""
     from streams.reporting.figures import parse_when
@@ -392,6 +425,15 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_topics_create)
 
     p = sub.add_parser("worker", help="run the classification worker (Faust)")
+    p.add_argument(
+        "--processes",
+        type=_processes,
+        default="auto",
+        metavar="N|auto",
+        help="worker processes, each with one inference thread when more than one, on web ports "
+        "PROPWATCH_WEB_PORT + 0..N-1 (default auto: one per available core). In containers: 1, "
+        "and scale containers",
+    )
     p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("produce", help="send JSON Lines to the content topic")

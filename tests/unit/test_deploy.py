@@ -286,7 +286,7 @@ def test_dockerfile_runtime() -> None:
     users = [args for kw, args in instructions if kw == "USER"]
     assert users and users[-1].split(":")[0] not in ("root", "0"), "the image must run as non-root"
     assert ("ENTRYPOINT", '["propwatch"]') in instructions
-    assert ("CMD", '["worker"]') in instructions
+    assert ("CMD", '["worker", "--processes", "1"]') in instructions, "one worker process per container"
     assert any(kw == "EXPOSE" and "6066" in args.split() for kw, args in instructions)
     env = " ".join(args for kw, args in instructions if kw == "ENV")
     for setting in ("HF_HUB_OFFLINE=1", "PROPWATCH_WEB_BIND=0.0.0.0", f"PROPWATCH_MODEL={MODEL_PATH}"):
