@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -315,6 +314,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from classifiers.default_model import resolve_model
     from classifiers.registry import load_classifier
     from streams.dev.bench import format_result, result_json, run_bench, write_chart
+    from streams.supervisor import available_cores
 
     if args.chart:
         try:
@@ -331,9 +331,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         lambda: load_classifier("transformers", model_path, settings.classifier_options()),
         items=args.items,
         naive_items=args.naive_items or min(args.items, 400),
-        workers=args.workers,
+        workers=args.workers or available_cores(),
         model_path=model_path,
         steady_s=args.latency_seconds,
+        repeats=args.repeats,
         progress=(lambda line: print(line, file=sys.stderr, flush=True)) if args.json else print,
     )
     if args.chart:
@@ -350,6 +351,17 @@ def _processes(value: str) -> int:
         return process_count(value)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _positive(value: str) -> int:
+    """A positive whole number; else exit 2."""
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"a positive number, not {value!r}")
+    return number
 
 
 def _report_time(value: str) -> datetime:
@@ -513,14 +525,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--workers",
         type=int,
-        default=os.cpu_count() or 1,
-        help="workers in the group, one inference thread each when more than one (default: one per core)",
+        default=None,
+        help="workers in the group, one inference thread each when more than one (default: one per "
+        "available core, as `worker --processes auto`)",
     )
     p.add_argument(
         "--latency-seconds",
         type=float,
         default=15.0,
         help="length of the half-capacity latency run (default 15)",
+    )
+    p.add_argument(
+        "--repeats",
+        type=_positive,
+        default=3,
+        help="runs of each end-to-end throughput (pipeline, re-uploads, naive): every run is reported, "
+        "with the mean and the spread (default 3)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--chart", help="write a PNG of throughput and latency")
