@@ -26,12 +26,14 @@ def _classifier(
     """The classifier the settings (or ``model``) name; on a bad model, exit 2 with the reason."""
     from classifiers.registry import load_classifier
 
+    backend = backend or settings.backend
     try:
-        return load_classifier(
-            backend or settings.backend, model or settings.model, settings.classifier_options()
-        )
+        return load_classifier(backend, model or settings.model, settings.classifier_options())
     except (LabelMappingError, ModelNotBuiltError, UnknownBackendError) as exc:
-        print(f"propwatch {command}: cannot load the classifier: {exc}", file=sys.stderr)
+        hint = ""
+        if backend == "onnx" and isinstance(exc, ModelNotBuiltError):
+            hint = " (or PROPWATCH_BACKEND=transformers: the fp32 model, no export needed)"
+        print(f"propwatch {command}: cannot load the classifier: {exc}{hint}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE) from exc
 
 
