@@ -46,4 +46,6 @@ HEALTHCHECK --interval=15s --timeout=5s --start-period=90s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:6066/health', timeout=4)"]
 
 ENTRYPOINT ["propwatch"]
-CMD ["worker"]
+# One worker process per container: scale containers (compose --scale, Kubernetes replicas), each
+# with its own /health on 6066. `worker --processes auto` would run one per core of the host.
+CMD ["worker", "--processes", "1"]

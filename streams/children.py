@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -40,6 +41,22 @@ def terminate(process: subprocess.Popen[bytes], timeout_s: float | None = None) 
             process.kill()
             process.wait()
     _running.pop(process, None)
+
+
+def terminate_together(processes: Sequence[subprocess.Popen[bytes]]) -> None:
+    """Stop several children at once: SIGTERM to all of them first, so that they drain side by
+    side, then wait for each within its stop timeout and SIGKILL any still running."""
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    deadline = time.monotonic() + max((_running.get(p, 0.0) for p in processes), default=0.0)
+    for process in processes:
+        try:
+            process.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        _running.pop(process, None)
 
 
 def stop_all() -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -27,12 +26,14 @@ def _classifier(
     """The classifier the settings (or ``model``) name; on a bad model, exit 2 with the reason."""
     from classifiers.registry import load_classifier
 
+    backend = backend or settings.backend
     try:
-        return load_classifier(
-            backend or settings.backend, model or settings.model, settings.classifier_options()
-        )
+        return load_classifier(backend, model or settings.model, settings.classifier_options())
     except (LabelMappingError, ModelNotBuiltError, UnknownBackendError) as exc:
-        print(f"propwatch {command}: cannot load the classifier: {exc}", file=sys.stderr)
+        hint = ""
+        if backend == "onnx" and isinstance(exc, ModelNotBuiltError):
+            hint = " (or PROPWATCH_BACKEND=transformers: the fp32 model, no export needed)"
+        print(f"propwatch {command}: cannot load the classifier: {exc}{hint}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE) from exc
 
 
@@ -91,6 +92,29 @@ def cmd_topics_create(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    if args.processes > 1:
+        return _supervise_workers(args)
+    return _run_worker()
+
+
+@_starts_children
+def _supervise_workers(args: argparse.Namespace) -> int:
+    from streams.supervisor import supervise
+
+    settings = _settings()  # invalid settings: one message here, not one per worker
+    if settings.web_port + args.processes - 1 > 65535:
+        print(
+            f"propwatch worker: {args.processes} processes need ports {settings.web_port} to "
+            f"{settings.web_port + args.processes - 1}: lower PROPWATCH_WEB_PORT",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    return supervise(
+        args.processes, settings.web_port, log=lambda line: print(f"propwatch worker: {line}", flush=True)
+    )
+
+
+def _run_worker() -> int:
     import faust
 
     from streams.app import create_pipeline
@@ -294,6 +318,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from classifiers.default_model import resolve_model
     from classifiers.registry import load_classifier
     from streams.dev.bench import format_result, result_json, run_bench, write_chart
+    from streams.supervisor import available_cores
 
     if args.chart:
         try:
@@ -310,15 +335,37 @@ def cmd_bench(args: argparse.Namespace) -> int:
         lambda: load_classifier("transformers", model_path, settings.classifier_options()),
         items=args.items,
         naive_items=args.naive_items or min(args.items, 400),
-        workers=args.workers,
+        workers=args.workers or available_cores(),
         model_path=model_path,
         steady_s=args.latency_seconds,
+        repeats=args.repeats,
         progress=(lambda line: print(line, file=sys.stderr, flush=True)) if args.json else print,
     )
     if args.chart:
         write_chart(result, Path(args.chart))
     print(result_json(result) if args.json else format_result(result))
     return 0
+
+
+def _processes(value: str) -> int:
+    """``worker --processes``: N or auto; anything else exits 2 with the reason."""
+    from streams.supervisor import process_count
+
+    try:
+        return process_count(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _positive(value: str) -> int:
+    """A positive whole number; else exit 2."""
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"a positive number, not {value!r}")
+    return number
 
 
 def _report_time(value: str) -> datetime:
@@ -394,6 +441,15 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_topics_create)
 
     p = sub.add_parser("worker", help="run the classification worker (Faust)")
+    p.add_argument(
+        "--processes",
+        type=_processes,
+        default="auto",
+        metavar="N|auto",
+        help="worker processes, each with one inference thread when more than one, on web ports "
+        "PROPWATCH_WEB_PORT + 0..N-1 (default auto: one per available core). In containers: 1, "
+        "and scale containers",
+    )
     p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("produce", help="send JSON Lines to the content topic")
@@ -480,14 +536,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--workers",
         type=int,
-        default=os.cpu_count() or 1,
-        help="workers in the group, one inference thread each when more than one (default: one per core)",
+        default=None,
+        help="workers in the group, one inference thread each when more than one (default: one per "
+        "available core, as `worker --processes auto`)",
     )
     p.add_argument(
         "--latency-seconds",
         type=float,
         default=15.0,
         help="length of the half-capacity latency run (default 15)",
+    )
+    p.add_argument(
+        "--repeats",
+        type=_positive,
+        default=3,
+        help="runs of each end-to-end throughput (pipeline, re-uploads, naive): every run is reported, "
+        "with the mean and the spread (default 3)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--chart", help="write a PNG of throughput and latency")

@@ -77,8 +77,10 @@ class Settings(BaseSettings):
         "`default` for the project's model built by `make model`.",
     )
     backend: str = Field(
-        "transformers",
-        description="Classifier backend, by registry name (entry point group `propwatch.classifiers`).",
+        "onnx",
+        description="Classifier backend, by registry name (entry point group `propwatch.classifiers`): "
+        "`onnx` (the model folder's int8 ONNX export) or `transformers` (fp32 torch, for a folder "
+        "without an export).",
     )
     label_map: dict[str, str] = Field(
         default_factory=dict,
@@ -103,7 +105,10 @@ class Settings(BaseSettings):
     shadow_backend: str | None = Field(None, description="Backend of the shadow model; unset: `backend`.")
     max_length: int = Field(256, ge=8, description="Tokens per text the model sees (truncated).")
     inference_threads: int = Field(
-        0, ge=0, description="Torch intra-op threads for inference; 0 = torch's default."
+        0,
+        ge=0,
+        description="Intra-op threads of one worker process's inference; 0 = the backend's default "
+        "(every core). `propwatch worker --processes N` with N > 1 gives each process 1 unless set.",
     )
 
     author_hash_key: SecretStr | None = Field(
@@ -132,7 +137,7 @@ class Settings(BaseSettings):
     # --- Batching and input ------------------------------------------------------------------
     batch_size: int = Field(32, ge=1, description="Most items classified in one batch.")
     batch_wait_s: float = Field(
-        0.2, gt=0, description="Longest wait to fill a batch before classifying it (seconds)."
+        0.05, gt=0, description="Longest wait to fill a batch before classifying it (seconds)."
     )
     max_text_bytes: int = Field(
         400_000,
@@ -156,7 +161,13 @@ class Settings(BaseSettings):
     )
 
     # --- Worker and web ----------------------------------------------------------------------
-    web_port: int = Field(6066, ge=1, le=65535, description="Port of /health and /metrics.")
+    web_port: int = Field(
+        6066,
+        ge=1,
+        le=65535,
+        description="Port of /health and /metrics; `propwatch worker --processes N` gives process i "
+        "(from 0) this port + i.",
+    )
     web_bind: str = Field("127.0.0.1", description="Address the web server binds.")
     data_dir: Path = Field(
         Path(".propwatch"), description="Folder for the worker's local state (Faust data dir)."

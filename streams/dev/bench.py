@@ -5,13 +5,23 @@ On the same texts, in one run, on the embedded broker:
 1. the limit: batched inference of the configured classifier, no Kafka, at its best batch size;
 2. propwatch end to end: items/s from producing the items to the last output record, and p50/p99
    end-to-end latency at a steady offered load of half that capacity;
-3. the naive baseline: a Faust agent that calls the fp32 ``transformers.pipeline`` once per
-   message on the event loop, as tutorials do (same model, same texts).
+3. the same on a stream of which half re-uploads known content, on its own topics;
+4. the naive baseline: a Faust agent that calls the fp32 ``transformers.pipeline`` once per
+   message on the event loop, as tutorials do (same model, same texts), on its own topics.
+
+Throughputs 2-4 are measured ``repeats`` times (each a fresh set of item ids on warm workers);
+the result holds every run, and the mean and the spread (min-max) of each.
+
+Latency is measured from just before an item is handed to the producer to the moment the bench's
+reader of the output topics returns its record: it includes the producer's linger (2 ms), the
+worker's batch wait, inference, the worker's acknowledged send, and the reader's own fetch, which
+waits at most ``OUTPUT_FETCH_WAIT_MS`` for data.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -37,6 +47,25 @@ from streams.reporting.read import read_topics
 from streams.settings import Settings
 
 BATCH_SIZES = (8, 16, 32, 64)
+OUTPUT_FETCH_WAIT_MS = 10
+"""The bench's output reader asks the broker to answer a fetch within 10 ms even when it has
+nothing (kafka-python's default, 500 ms, would add up to that to every measured latency)."""
+SPREAD_OF = ("pipeline_items_per_s", "reupload_items_per_s", "reupload_over_pipeline", "naive_items_per_s")
+"""The measures each run repeats: the result gives their mean, min and max."""
+
+
+@dataclass(frozen=True)
+class Spread:
+    mean: float
+    min: float
+    max: float
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Spread:
+        return cls(round(statistics.fmean(values), 2), round(min(values), 2), round(max(values), 2))
+
+    def __str__(self) -> str:
+        return f"{self.mean:.2f} (min {self.min:.2f}, max {self.max:.2f})"
 
 
 @dataclass
@@ -59,14 +88,23 @@ class BenchResult:
     reupload_items_per_s: float
     """End to end on a stream of which half re-uploads known content (exact copies and light edits)."""
     reupload_matched: int
-    """How many of that stream's re-uploads the hash bank caught (the rest went to the model)."""
+    """How many of that stream's re-uploads the hash bank caught (the rest went to the model);
+    the fewest of any run."""
+    runs: list[dict[str, float]]
+    """Every run's ``SPREAD_OF`` measures, in order; the throughputs above are their means."""
+    repeats: int = field(init=False)
+    spread: dict[str, Spread] = field(init=False)
+    """Mean, min and max of each of ``SPREAD_OF`` over the runs."""
+    reupload_over_pipeline: float = field(init=False)
+    """The mean over the runs of each run's re-upload throughput over its pipeline throughput."""
     pipeline_over_limit: float = field(init=False)
     pipeline_over_naive: float = field(init=False)
     backend_over_fp32: float = field(init=False)
-    reupload_over_pipeline: float = field(init=False)
 
     def __post_init__(self) -> None:
-        self.reupload_over_pipeline = round(self.reupload_items_per_s / self.pipeline_items_per_s, 2)
+        self.repeats = len(self.runs)
+        self.spread = {name: Spread.of([run[name] for run in self.runs]) for name in SPREAD_OF}
+        self.reupload_over_pipeline = self.spread["reupload_over_pipeline"].mean
         self.pipeline_over_limit = round(self.pipeline_items_per_s / self.limit_items_per_s, 3)
         self.pipeline_over_naive = round(self.pipeline_items_per_s / self.naive_items_per_s, 2)
         self.backend_over_fp32 = round(self.limit_items_per_s / self.fp32_limit_items_per_s, 2)
@@ -123,13 +161,13 @@ class OutputWatch:
     def __init__(self, settings: Settings, topics: Sequence[str]) -> None:
         self.arrivals: dict[str, float] = {}
         self._stop = threading.Event()
-        self._reader = TopicReader(settings, topics)
+        self._reader = TopicReader(settings, topics, fetch_max_wait_ms=OUTPUT_FETCH_WAIT_MS)
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            records = self._reader.poll(timeout_s=0.1)
+            records = self._reader.poll(timeout_s=0.05)
             now = time.monotonic()
             for record in records:
                 self.arrivals.setdefault(record.key.decode() if record.key else "", now)
@@ -189,10 +227,11 @@ def _throughput(
     warm_timeout_s: float = 180,
     timeout_s: float = 600,
 ) -> float:
-    """Items/s of ``items`` end to end, from the first send to the last output, after ``warm`` has
-    been through (so that nothing is measured cold)."""
-    _produce(run, warm)
-    watch.wait_for([i for i, _ in warm], timeout_s=warm_timeout_s)
+    """Items/s of ``items`` end to end, from the first send to the last output, after ``warm`` (if
+    any) has been through (so that nothing is measured cold)."""
+    if warm:
+        _produce(run, warm)
+        watch.wait_for([i for i, _ in warm], timeout_s=warm_timeout_s)
     started = time.monotonic()
     _produce(run, items)
     last = watch.wait_for([i for i, _ in items], timeout_s=timeout_s)
@@ -217,6 +256,7 @@ def run_bench(
     model_path: str,
     progress: Callable[[str], None],
     steady_s: float = 15.0,
+    repeats: int = 3,
 ) -> BenchResult:
     texts = bench_texts(items)
     progress(f"limit: batched {settings.backend} inference on {items} texts ...")
@@ -248,36 +288,45 @@ def run_bench(
         env["PROPWATCH_HASHBANK_LEARN"] = "false"
         watch = OutputWatch(run, [run.topic(spec.name) for spec in OUTPUTS])
         pool = _start_workers(env, workers, workdir / "pipeline")
+        pipeline: list[float] = []
         try:
             warm = [(f"warm-{i}", texts[i % len(texts)]) for i in range(4 * best)]
-            progress(f"pipeline: {items} items through {workers} worker(s) ...")
-            batch = [(f"run-{i}", text) for i, text in enumerate(texts)]
-            pipeline = _throughput(run, watch, warm, batch)
-            progress(f"  {pipeline:.1f} items/s")
+            for r in range(repeats):
+                progress(f"pipeline, run {r + 1} of {repeats}: {items} items through {workers} worker(s) ...")
+                batch = [(f"run{r}-{i}", text) for i, text in enumerate(texts)]
+                pipeline.append(_throughput(run, watch, warm if r == 0 else [], batch))
+                progress(f"  {pipeline[-1]:.1f} items/s")
 
-            offered = pipeline / 2
+            offered = statistics.fmean(pipeline) / 2
             steady = [(f"steady-{i}", texts[i % len(texts)]) for i in range(max(20, int(offered * steady_s)))]
             progress(f"latency: {len(steady)} items at {offered:.1f} items/s (half capacity) ...")
             sent = _produce(run, steady, rate=offered)
             watch.wait_for(list(sent), timeout_s=600)
             latencies = sorted(watch.arrivals[i] - t for i, t in sent.items())
             p50 = round(statistics.median(latencies), 4)
-            p99 = round(latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))], 4)
+            p99 = round(latencies[math.ceil(0.99 * len(latencies)) - 1], 4)  # nearest rank
             progress(f"  p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms")
             peak_rss = max(_peak_rss(w.process.pid) for w in pool)
         finally:
             for worker in pool:
                 worker.stop()
+            watch.close()
 
         progress(f"known content: {items} items, half of them re-uploads of texts in a bank file ...")
-        reupload, matched = _bench_reuploads(run, env, workdir, workers, items, best)
-        progress(f"  {reupload:.1f} items/s, {matched} of {items // 2} re-uploads matched")
+        reupload, matched = _bench_reuploads(run, env, workdir, workers, items, best, repeats, progress)
 
         progress(f"naive: one transformers.pipeline call per message, {naive_items} items ...")
-        naive = _bench_naive(run, env, workdir, model_path, texts[:naive_items], watch)
-        progress(f"  {naive:.1f} items/s")
-        watch.close()
+        naive = _bench_naive(run, env, workdir, model_path, texts[:naive_items], repeats, progress)
 
+    runs = [
+        {
+            "pipeline_items_per_s": pipeline[r],
+            "reupload_items_per_s": reupload[r],
+            "reupload_over_pipeline": round(reupload[r] / pipeline[r], 2),
+            "naive_items_per_s": naive[r],
+        }
+        for r in range(repeats)
+    ]
     return BenchResult(
         backend=settings.backend,
         model=model_path,
@@ -286,16 +335,17 @@ def run_bench(
         limit_items_per_s=limit,
         limit_by_batch_size=by_size,
         fp32_limit_items_per_s=fp32_limit,
-        pipeline_items_per_s=pipeline,
+        pipeline_items_per_s=round(statistics.fmean(pipeline), 1),
         p50_latency_s=p50,
         p99_latency_s=p99,
         offered_load_items_per_s=round(offered, 1),
         naive_items=naive_items,
-        naive_items_per_s=naive,
+        naive_items_per_s=round(statistics.fmean(naive), 1),
         workers=workers,
         worker_peak_rss_bytes=peak_rss,
-        reupload_items_per_s=reupload,
-        reupload_matched=matched,
+        reupload_items_per_s=round(statistics.fmean(reupload), 1),
+        reupload_matched=min(matched),
+        runs=runs,
     )
 
 
@@ -311,10 +361,17 @@ def _start_workers(env: dict[str, str], count: int, logs: Path) -> list[WorkerPr
 
 
 def _bench_reuploads(
-    first: Settings, env: dict[str, str], workdir: Path, workers: int, items: int, batch_size: int
-) -> tuple[float, int]:
-    """Items/s on a stream with 50 % re-uploads of known content, on fresh topics, with the known
-    texts in a bank file; and how many of the re-uploads the bank matched."""
+    first: Settings,
+    env: dict[str, str],
+    workdir: Path,
+    workers: int,
+    items: int,
+    batch_size: int,
+    repeats: int,
+    progress: Callable[[str], None],
+) -> tuple[list[float], list[int]]:
+    """Items/s, per run, on a stream with 50 % re-uploads of known content, on fresh topics, with
+    the known texts in a bank file; and how many of each run's re-uploads the bank matched."""
     known, stream = reupload_stream(items)
     bank = workdir / "bank.jsonl"
     with bank.open("w") as handle:
@@ -331,33 +388,47 @@ def _bench_reuploads(
     }
     watch = OutputWatch(run, [run.topic(spec.name) for spec in OUTPUTS])
     pool = _start_workers(env, workers, workdir / "reuploads")
+    rates: list[float] = []
     try:
         # texts the bank does not hold, so that the model is warm too
         warm = [(f"warm-{i}", text) for i, (_, text) in enumerate(stream[0::2][: 4 * batch_size])]
-        rate = _throughput(run, watch, warm, stream)
+        for r in range(repeats):
+            this_run = [(f"r{r}-{item_id}", text) for item_id, text in stream]
+            rates.append(_throughput(run, watch, warm if r == 0 else [], this_run))
     finally:
         for worker in pool:
             worker.stop()
         watch.close()
-    reuploads = {i for i, _ in stream[1::2]}
     referrals = read_topics(run, [REFERRALS.name])[REFERRALS.name]
-    matched = {r["item_id"] for r in referrals if r["decided_by"] == "hashbank" and r["item_id"] in reuploads}
-    return rate, len(matched)
+    by_hashbank = {r["item_id"] for r in referrals if r["decided_by"] == "hashbank"}
+    matched = [sum(f"r{r}-{item_id}" in by_hashbank for item_id, _ in stream[1::2]) for r in range(repeats)]
+    for r, (rate, caught) in enumerate(zip(rates, matched, strict=True)):
+        progress(
+            f"  run {r + 1} of {repeats}: {rate:.1f} items/s, {caught} of {items // 2} re-uploads matched"
+        )
+    return rates, matched
 
 
 def _bench_naive(
-    run: Settings,
+    first: Settings,
     env: dict[str, str],
     workdir: Path,
     model_path: str,
     texts: Sequence[str],
-    watch: OutputWatch,
-) -> float:
+    repeats: int,
+    progress: Callable[[str], None],
+) -> list[float]:
+    """Items/s, per run, of the naive baseline on its own fresh topics: it reads its content topic
+    from the beginning, so that on a topic the pipeline used, the pipeline's backlog would fall
+    into its timed window."""
+    run, tag = _new_run(first.bootstrap, first.partitions)
     naive_env = {
         **env,
-        "PROPWATCH_GROUP_ID": f"{env['PROPWATCH_GROUP_ID']}-naive",
+        "PROPWATCH_TOPIC_PREFIX": run.topic_prefix,
+        "PROPWATCH_GROUP_ID": f"bench-{tag}-naive",
         "PROPWATCH_WEB_PORT": str(free_port()),
     }
+    watch = OutputWatch(run, [run.topic(spec.name) for spec in OUTPUTS])
     log = (workdir / "naive.log").open("ab")
     process = children.start(
         [sys.executable, "-m", "streams.dev.naive", model_path],
@@ -366,16 +437,31 @@ def _bench_naive(
         stdout=log,
         stderr=subprocess.STDOUT,
     )
+    rates: list[float] = []
     try:
         warm = [(f"naive-warm-{i}", texts[i % len(texts)]) for i in range(4)]
-        batch = [(f"naive-{i}", text) for i, text in enumerate(texts)]
-        return _throughput(run, watch, warm, batch, warm_timeout_s=300, timeout_s=900)
+        for r in range(repeats):
+            batch = [(f"naive{r}-{i}", text) for i, text in enumerate(texts)]
+            rates.append(
+                _throughput(run, watch, warm if r == 0 else [], batch, warm_timeout_s=300, timeout_s=900)
+            )
+            progress(f"  run {r + 1} of {repeats}: {rates[-1]:.1f} items/s")
     finally:
         children.terminate(process)
         log.close()
+        watch.close()
+    return rates
+
+
+def _rate_over_runs(result: BenchResult, name: str) -> str:
+    spread = result.spread[name]
+    if result.repeats == 1:
+        return f"{spread.mean:.1f} items/s"
+    return f"{spread.mean:.1f} items/s (mean of {result.repeats}; min {spread.min:.1f}, max {spread.max:.1f})"
 
 
 def format_result(result: BenchResult) -> str:
+    ratio = result.spread["reupload_over_pipeline"]
     rows = [
         ("backend", result.backend),
         ("items", str(result.items)),
@@ -384,10 +470,13 @@ def format_result(result: BenchResult) -> str:
             f"{result.limit_items_per_s:.1f} items/s at batch {result.best_batch_size}",
         ),
         ("fp32 transformers limit", f"{result.fp32_limit_items_per_s:.1f} items/s"),
-        (f"propwatch end to end ({result.workers} worker(s))", f"{result.pipeline_items_per_s:.1f} items/s"),
         (
-            "naive (pipeline() per message)",
-            f"{result.naive_items_per_s:.1f} items/s ({result.naive_items} items)",
+            f"propwatch end to end ({result.workers} worker(s))",
+            _rate_over_runs(result, "pipeline_items_per_s"),
+        ),
+        (
+            f"naive (pipeline() per message, {result.naive_items} items)",
+            _rate_over_runs(result, "naive_items_per_s"),
         ),
         (
             f"latency at {result.offered_load_items_per_s:.1f} items/s",
@@ -395,14 +484,31 @@ def format_result(result: BenchResult) -> str:
         ),
         (
             "50 % re-uploads of known content",
-            f"{result.reupload_items_per_s:.1f} items/s ({result.reupload_matched} of {result.items // 2} "
-            f"matched), {result.reupload_over_pipeline:.2f}x the stream without",
+            f"{_rate_over_runs(result, 'reupload_items_per_s')}, at least {result.reupload_matched} "
+            f"of {result.items // 2} matched",
+        ),
+        (
+            "re-uploads / stream without",
+            f"{ratio.mean:.2f}x"
+            + (
+                f" (mean of {result.repeats}; min {ratio.min:.2f}x, max {ratio.max:.2f}x)"
+                if result.repeats > 1
+                else ""
+            ),
         ),
         ("worker peak RSS", f"{result.worker_peak_rss_bytes / 2**20:.0f} MiB"),
         ("pipeline / limit", f"{result.pipeline_over_limit:.2f}"),
         ("pipeline / naive", f"{result.pipeline_over_naive:.1f}x"),
         ("backend / fp32", f"{result.backend_over_fp32:.2f}x"),
     ]
+    for r, run in enumerate(result.runs, 1):
+        rows.append(
+            (
+                f"run {r}",
+                f"pipeline {run['pipeline_items_per_s']:.1f}, re-uploads {run['reupload_items_per_s']:.1f} "
+                f"({run['reupload_over_pipeline']:.2f}x), naive {run['naive_items_per_s']:.1f} items/s",
+            )
+        )
     width = max(len(name) for name, _ in rows)
     return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
 
@@ -416,7 +522,12 @@ def write_chart(result: BenchResult, path: Path) -> None:
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     names = ["limit", "propwatch", "naive"]
     values = [result.limit_items_per_s, result.pipeline_items_per_s, result.naive_items_per_s]
-    left.bar(names, values, color=["#888888", "#2b6cb0", "#c05621"])
+    spreads = [None, result.spread["pipeline_items_per_s"], result.spread["naive_items_per_s"]]
+    errors = [
+        [0.0 if s is None else s.mean - s.min for s in spreads],
+        [0.0 if s is None else s.max - s.mean for s in spreads],
+    ]  # min-max over the runs
+    left.bar(names, values, color=["#888888", "#2b6cb0", "#c05621"], yerr=errors, capsize=4)
     left.set_ylabel("items/s")
     left.set_title(f"Throughput ({result.backend}, {result.workers} worker(s))")
     for x, value in enumerate(values):

@@ -7,6 +7,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
+from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 
@@ -15,12 +16,13 @@ from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 
+from classifiers.base import LABELS
 from streams.dev.broker import EmbeddedBroker, free_port
 from streams.dev.worker_process import WorkerProcess
 from streams.io import produce_lines
 from streams.kafka.admin import create_topics
 from streams.kafka.reader import TopicReader
-from streams.kafka.topics import CLEARED, DLQ, OUTPUTS, REFERRALS
+from streams.kafka.topics import CLEARED, DLQ, OUTPUTS, REFERRALS, REVIEW
 from streams.settings import Settings
 
 STALL_TIMEOUT_S = 180.0
@@ -47,7 +49,7 @@ def run_demo(*, keep_running: bool = False, sample: str | None = None) -> int:
     console = Console()
     path = Path(sample) if sample else sample_path()
     lines = [line for line in path.read_bytes().splitlines() if line.strip()]
-    expected = _expected_verdicts(lines)
+    expected = sample_items(lines)
     workdir = Path(tempfile.mkdtemp(prefix="propwatch-demo-"))
     broker = EmbeddedBroker()
     worker: WorkerProcess | None = None
@@ -97,15 +99,33 @@ def run_demo(*, keep_running: bool = False, sample: str | None = None) -> int:
         console.print("stopped the worker and the broker")
 
 
-def _expected_verdicts(lines: list[bytes]) -> dict[str, str]:
-    expected = {}
+@dataclass(frozen=True)
+class SampleItem:
+    """What the sample says about one of its items: its language, the outcome a reviewer would
+    choose, and what kind of text it is (``news``, ``counter_speech``, ``incitement``, ...)."""
+
+    lang: str
+    expected: str
+    kind: str
+    text: str
+
+
+def sample_items(lines: list[bytes]) -> dict[str, SampleItem]:
+    """The sample's valid items that carry ``metadata.expected``, by id."""
+    items = {}
     for line in lines:
         try:
             item = json.loads(line)
-            expected[item["id"]] = item["metadata"]["expected"]
+            metadata = item["metadata"]
+            items[item["id"]] = SampleItem(
+                lang=str(item.get("lang") or "?"),
+                expected=metadata["expected"],
+                kind=str(metadata.get("kind", "")),
+                text=item["text"],
+            )
         except (ValueError, KeyError, TypeError):
             continue
-    return expected
+    return items
 
 
 def _watch(
@@ -133,10 +153,87 @@ def _watch(
     return records
 
 
+LANGUAGES = ("en", "nl", "ar", "de", "fr", "tr")
+"""The corpus's languages, in the order the summary lists them (any other after them)."""
+OUTCOMES = {REFERRALS.name: "referral", CLEARED.name: "cleared", REVIEW.name: "review"}
+HARD_NEGATIVES = ("news", "counter_speech", "court")
+"""Kinds of text that talk about terrorism without being propaganda, shown when cleared."""
+
+
+def _outcomes(records: list[tuple[str, dict[str, object]]]) -> dict[str, tuple[str, dict[str, object]]]:
+    """Each item's outcome (referral, cleared, review) and its record."""
+    return {str(r["item_id"]): (OUTCOMES[name], r) for name, r in records if name in OUTCOMES}
+
+
+def _top(scores: object, labels: object = None) -> tuple[str, float]:
+    """The highest score (among ``labels``, if given) and its label."""
+    assert isinstance(scores, dict)
+    chosen = {k: float(v) for k, v in scores.items() if labels is None or k in labels}  # type: ignore[operator]
+    label = max(sorted(chosen), key=lambda k: chosen[k])
+    return label, chosen[label]
+
+
+def language_rows(
+    records: list[tuple[str, dict[str, object]]], items: dict[str, SampleItem]
+) -> list[tuple[str, int, int, int, int, int]]:
+    """Per language: items, referred, cleared, review, and how many match the expected outcome."""
+    outcome = _outcomes(records)
+    known = [lang for lang in LANGUAGES if any(i.lang == lang for i in items.values())]
+    langs = known + sorted({i.lang for i in items.values()} - set(LANGUAGES))
+    rows = []
+    for lang in langs:
+        ids = [i for i, item in items.items() if item.lang == lang]
+        got = [outcome[i][0] for i in ids if i in outcome]
+        agree = sum(outcome[i][0] == items[i].expected for i in ids if i in outcome)
+        rows.append((lang, len(ids), got.count("referral"), got.count("cleared"), got.count("review"), agree))
+    return rows
+
+
+def example_referrals(
+    records: list[tuple[str, dict[str, object]]], items: dict[str, SampleItem]
+) -> list[tuple[str, str, float, str]]:
+    """For each label, the referral a reviewer would agree with (the sample expects a referral
+    under that label, and the pipeline referred it with that label) that scored highest on it:
+    ``(item id, label, score, text)``, in the taxonomy's order. Ties go to the lower item id, so
+    the choice does not depend on the order records arrived in."""
+    best: dict[str, tuple[float, str, str]] = {}
+    for item_id, (outcome, record) in _outcomes(records).items():
+        item = items.get(item_id)
+        if outcome != "referral" or item is None or item.expected != "referral":
+            continue
+        if item.kind not in record["labels"]:  # type: ignore[operator]
+            continue
+        label, score = _top(record["scores"], [item.kind])
+        if label not in best or (-score, item_id) < (-best[label][0], best[label][1]):
+            best[label] = (score, item_id, item.text)
+    return [(best[label][1], label, best[label][0], best[label][2]) for label in LABELS if label in best]
+
+
+def cleared_hard_negatives(
+    records: list[tuple[str, dict[str, object]]], items: dict[str, SampleItem]
+) -> list[tuple[str, str, float, str]]:
+    """For each kind of hard negative (news of attacks, counter-speech, court reports), the item
+    it cleared as expected that came closest to a referral: ``(item id, kind, top score, text)``."""
+    best: dict[str, tuple[float, str]] = {}
+    for item_id, (outcome, record) in _outcomes(records).items():
+        item = items.get(item_id)
+        if (
+            outcome != "cleared"
+            or item is None
+            or item.expected != "cleared"
+            or item.kind not in HARD_NEGATIVES
+        ):
+            continue
+        _, score = _top(record["scores"])
+        if item.kind not in best or (-score, item_id) < (-best[item.kind][0], best[item.kind][1]):
+            best[item.kind] = (score, item_id)
+    return [(best[k][1], k, best[k][0], items[best[k][1]].text) for k in HARD_NEGATIVES if k in best]
+
+
 def _summary(
     console: Console,
     records: list[tuple[str, dict[str, object]]],
-    expected: dict[str, str],
+    items: dict[str, SampleItem],
     elapsed: float,
     web_port: int,
     keep_running: bool,
@@ -149,8 +246,6 @@ def _summary(
     for name, record in records:
         if name == DLQ.name:
             codes[record["error"]["code"]] += 1  # type: ignore[index]
-    outcome = {str(r["item_id"]): ("referral" if name == REFERRALS.name else name) for name, r in records}
-    agree = sum(outcome.get(item_id) == verdict for item_id, verdict in expected.items())
     table = Table(title=f"{len(records)} items in {elapsed:.1f} s ({len(records) / elapsed:.1f} items/s)")
     table.add_column("outcome")
     table.add_column("count", justify="right")
@@ -158,21 +253,38 @@ def _summary(
     for label, count in sorted(by_label.items()):
         table.add_row(f"  label {label}", str(count))
     table.add_row("cleared", str(sum(1 for name, _ in records if name == CLEARED.name)))
+    table.add_row("review", str(sum(1 for name, _ in records if name == REVIEW.name)))
     table.add_row("dead-lettered", str(sum(codes.values())))
     for code, count in sorted(codes.items()):
         table.add_row(f"  {code}", str(count))
     console.print(table)
-    if expected:
+    if items:
+        rows = language_rows(records, items)
+        by_lang = Table(title="By language (expected: the outcome the sample gives each item)")
+        for column in ("language", "items", "referred", "cleared", "review", "as expected"):
+            by_lang.add_column(column, justify="left" if column == "language" else "right")
+        for lang, count, referred, cleared, review, agree in rows:
+            share = f"{agree} ({100 * agree / count:.0f} %)" if count else "0"
+            by_lang.add_row(lang, str(count), str(referred), str(cleared), str(review), share)
+        console.print(by_lang)
+        agree = sum(row[5] for row in rows)
         console.print(
-            f"Verdicts matching the sample's expected outcome: {agree} of {len(expected)} "
-            f"({100 * agree / len(expected):.0f} %)"
+            f"Verdicts matching the sample's expected outcome: {agree} of {len(items)} "
+            f"({100 * agree / len(items):.0f} %)"
         )
-    console.print("\n[bold]Example referrals[/]")
-    for record in referrals[:3]:
-        scores = record["scores"]
-        assert isinstance(scores, dict)
-        top = ", ".join(f"{k} {v:.2f}" for k, v in scores.items() if k in record["labels"])  # type: ignore[operator]
-        console.print(escape(f"  {record['item_id']} [{top}] {str(record['text'])[:100]!r}"))
+    examples = example_referrals(records, items)
+    if examples:
+        console.print("\n[bold]Example referrals[/] (for each label, the highest-scoring one)")
+        for item_id, label, score, text in examples:
+            console.print(escape(f"  {item_id} [{items[item_id].lang}, {label} {score:.2f}] {text[:100]!r}"))
+    negatives = cleared_hard_negatives(records, items)
+    if negatives:
+        console.print("\n[bold]Cleared, though they talk about terrorism[/] (the closest call of each kind)")
+        for item_id, kind, score, text in negatives:
+            what = kind.replace("_", "-")
+            console.print(
+                escape(f"  {item_id} [{items[item_id].lang}, {what}, top score {score:.2f}] {text[:100]!r}")
+            )
     state = "" if keep_running else " (while the worker runs: use --keep-running)"
     console.print(f"\nMetrics: http://127.0.0.1:{web_port}/metrics{state}")
     console.print(

@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
 
 from streams import children
+from streams.supervisor import WORKER_STOP_TIMEOUT_S, worker_command
 
 
 class WorkerProcess:
@@ -22,8 +22,8 @@ class WorkerProcess:
         self.web_port = int(env.get("PROPWATCH_WEB_PORT", "6066"))
         with log_path.open("ab") as log:  # the child keeps its own descriptor
             self.process = children.start(
-                [sys.executable, "-m", "streams.cli", "worker"],
-                stop_timeout_s=20.0,  # the worker drains for at most 10 s (DRAIN_TIMEOUT_S)
+                worker_command(processes=1),  # one process: the harness starts as many as it wants
+                stop_timeout_s=WORKER_STOP_TIMEOUT_S,
                 env={**os.environ, **env},
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -22,9 +22,23 @@ class TopicReader:
     exist is read as empty, or raises :class:`LookupError` unless ``missing_ok``. Use it as a
     context manager."""
 
-    def __init__(self, settings: Settings, topics: Sequence[str], *, missing_ok: bool = True) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        topics: Sequence[str],
+        *,
+        missing_ok: bool = True,
+        fetch_max_wait_ms: int = 500,
+    ) -> None:
+        """``fetch_max_wait_ms``: how long the broker may hold a fetch with too little data
+        (kafka-python's default, 500); a reader that times arrivals wants it short, as the
+        embedded broker holds a fetch over several partitions for part of it."""
         self._consumer = KafkaConsumer(
-            group_id=None, enable_auto_commit=False, auto_offset_reset="earliest", **client_config(settings)
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=fetch_max_wait_ms,
+            **client_config(settings),
         )
         try:
             existing = self._consumer.topics()

@@ -114,7 +114,8 @@ class Deployment:
 
 @pytest.fixture
 def deployment(broker: EmbeddedBroker, tmp_path: Path, tiny_model_dir: Path) -> Iterator[Deployment]:
-    """Fresh topics and group on the session broker; workers use the tiny model by default."""
+    """Fresh topics and group on the session broker; workers use the tiny model (with the fp32
+    transformers backend) by default."""
     tag = uuid.uuid4().hex[:8]
     env = {
         **broker.client_env(),
@@ -123,6 +124,7 @@ def deployment(broker: EmbeddedBroker, tmp_path: Path, tiny_model_dir: Path) -> 
         "PROPWATCH_PARTITIONS": "4",
         "PROPWATCH_DATA_DIR": str(tmp_path / "data"),
         "PROPWATCH_MODEL": str(tiny_model_dir),
+        "PROPWATCH_BACKEND": "transformers",  # the tiny model has no ONNX export
         "PROPWATCH_LOG_LEVEL": "info",
         "HF_HUB_OFFLINE": "1",
     }

@@ -28,9 +28,15 @@ def test_bench_runs_on_a_few_items(tiny_model_dir: Path, tmp_path: Path) -> None
         [
             sys.executable, "-m", "streams.cli", "bench",
             "--items", "40", "--naive-items", "8", "--latency-seconds", "1", "--workers", "1",
+            "--repeats", "2",
             "--json", "--chart", str(chart),
         ],
-        env={**os.environ, "PROPWATCH_MODEL": str(tiny_model_dir), "HF_HUB_OFFLINE": "1"},
+        env={
+            **os.environ,
+            "PROPWATCH_MODEL": str(tiny_model_dir),
+            "PROPWATCH_BACKEND": "transformers",  # the tiny model has no ONNX export
+            "HF_HUB_OFFLINE": "1",
+        },
         capture_output=True,
         text=True,
         timeout=300,
@@ -44,4 +50,14 @@ def test_bench_runs_on_a_few_items(tiny_model_dir: Path, tmp_path: Path) -> None
         assert report[key] > 0, key
     assert report["worker_peak_rss_bytes"] > 50 * 2**20
     assert report["reupload_matched"] >= 18, "re-uploads, exact or lightly edited, are caught"
+    assert report["repeats"] == 2 and len(report["runs"]) == 2
+    for name in (
+        "pipeline_items_per_s",
+        "reupload_items_per_s",
+        "reupload_over_pipeline",
+        "naive_items_per_s",
+    ):
+        spread = report["spread"][name]
+        assert spread["min"] <= spread["mean"] <= spread["max"], name
+        assert [run[name] for run in report["runs"]] and all(run[name] > 0 for run in report["runs"]), name
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

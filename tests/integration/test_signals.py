@@ -11,12 +11,15 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from classifiers.testing import build_tiny_model
 from streams.dev.broker import free_port
+from tests.integration.conftest import Deployment
 
 SIGNALS = [pytest.param(signal.SIGTERM, 143, id="SIGTERM"), pytest.param(signal.SIGINT, 130, id="SIGINT")]
 
@@ -137,7 +140,12 @@ def test_demo_keep_running_stops_broker_and_worker(
         "--keep-running",
         "--sample",
         str(sample),
-        env={"PROPWATCH_MODEL": str(tiny_model_dir), "HF_HUB_OFFLINE": "1", "TERM": "dumb"},
+        env={
+            "PROPWATCH_MODEL": str(tiny_model_dir),
+            "PROPWATCH_BACKEND": "transformers",  # the tiny model has no ONNX export
+            "HF_HUB_OFFLINE": "1",
+            "TERM": "dumb",
+        },
     )
     try:
         demo.wait_for("Keeping broker and worker up", timeout_s=300)
@@ -182,3 +190,84 @@ def test_broker_stops_the_embedded_broker(
     assert broker.process.returncode == exit_code, broker.output()
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port), timeout=5)
+
+
+@pytest.mark.parametrize("signum, exit_code", SIGNALS)
+def test_worker_processes_are_all_healthy_and_stop_together(
+    signum: int, exit_code: int, deployment: Deployment, no_orphans: dict[tuple[int, int], str]
+) -> None:
+    port = free_port()
+    while not all(_port_free(p) for p in (port, port + 1)):
+        port = free_port()
+    worker = Command("worker", "--processes", "2", env={**deployment.env, "PROPWATCH_WEB_PORT": str(port)})
+    try:
+        worker.wait_for("started 2 worker processes", timeout_s=30)
+        for web_port in (port, port + 1):
+            _wait_healthy(worker, web_port, timeout_s=180)
+        children = descendants(worker.process.pid)
+        no_orphans.update(children)
+        commands = [c for c in children.values() if "streams.cli worker --processes 1" in c]
+        assert len(commands) == 2, children
+
+        took = worker.signal(signum)
+    finally:
+        if worker.process.poll() is None:
+            worker.process.kill()
+            worker.process.wait()
+    print(
+        f"worker --processes 2: {signal.Signals(signum).name} -> exit {worker.process.returncode} "
+        f"in {took:.1f} s"
+    )
+    assert_all_stopped(children)
+    assert worker.process.returncode == exit_code, worker.output()
+    assert f"stopped by {signal.Signals(signum).name}" in worker.output()
+
+
+def test_a_worker_process_that_fails_stops_the_others(
+    deployment: Deployment, tmp_path: Path, no_orphans: dict[tuple[int, int], str]
+) -> None:
+    """One worker's model cannot load (its labels are not the taxonomy): it exits 2, and the
+    parent stops the other and exits with the same code, for whatever restarts it to see."""
+    foreign = build_tiny_model(tmp_path / "toxicity", ["toxic", "insult", "threat"])
+    worker = Command(
+        "worker",
+        "--processes",
+        "2",
+        env={**deployment.env, "PROPWATCH_MODEL": str(foreign), "PROPWATCH_WEB_PORT": str(free_port())},
+    )
+    try:
+        worker.wait_for("started 2 worker processes", timeout_s=30)
+        no_orphans.update(descendants(worker.process.pid))
+        assert worker.process.wait(timeout=180) == 2, worker.output()
+    finally:
+        if worker.process.poll() is None:
+            worker.process.kill()
+            worker.process.wait()
+    worker._reader.join(timeout=10)
+    assert_all_stopped(no_orphans)
+    assert "exited with 2: stopping the others, exit 2" in worker.output()
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _wait_healthy(command: Command, port: int, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        assert command.process.poll() is None, f"exited {command.process.returncode}:\n{command.output()}"
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, (
+            f"port {port} not healthy within {timeout_s:.0f} s:\n{command.output()}"
+        )
+        time.sleep(0.5)

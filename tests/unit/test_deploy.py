@@ -229,6 +229,7 @@ def test_worker_scales(compose: dict[str, Any]) -> None:
     assert not _fixed_host_ports(worker), f"a fixed host port prevents --scale: {worker['ports']}"
     exposed = {str(p) for p in worker.get("expose") or []}
     assert "6066" in exposed or "6066/tcp" in exposed, exposed
+    assert worker["command"] == ["worker", "--processes", "1"], "one worker per container, on 6066"
 
 
 # --- Dockerfile ----------------------------------------------------------------------------------
@@ -286,7 +287,7 @@ def test_dockerfile_runtime() -> None:
     users = [args for kw, args in instructions if kw == "USER"]
     assert users and users[-1].split(":")[0] not in ("root", "0"), "the image must run as non-root"
     assert ("ENTRYPOINT", '["propwatch"]') in instructions
-    assert ("CMD", '["worker"]') in instructions
+    assert ("CMD", '["worker", "--processes", "1"]') in instructions, "one worker process per container"
     assert any(kw == "EXPOSE" and "6066" in args.split() for kw, args in instructions)
     env = " ".join(args for kw, args in instructions if kw == "ENV")
     for setting in ("HF_HUB_OFFLINE=1", "PROPWATCH_WEB_BIND=0.0.0.0", f"PROPWATCH_MODEL={MODEL_PATH}"):
@@ -458,6 +459,7 @@ def test_k8s_deployment() -> None:
     assert {"configMapRef": {"name": configmap["metadata"]["name"]}} in container["envFrom"]
     (port,) = container["ports"]
     assert port["containerPort"] == 6066 and port["name"] == "metrics"
+    assert container["args"] == ["worker", "--processes", "1"], "one worker per pod: auto counts the node"
 
     def probe_port(probe: dict[str, Any]) -> Any:
         return probe["httpGet"]["port"]

@@ -95,3 +95,23 @@ def test_readme_settings_table_is_the_settings_object(monkeypatch: pytest.Monkey
             monkeypatch.setenv(variable, cell.strip("`"))
             assert getattr(Settings(), field) == getattr(defaults, field), f"{variable}: README says {cell}"
             monkeypatch.delenv(variable)
+
+
+def test_the_default_backend_is_int8_onnx_and_fp32_is_one_setting_away(
+    monkeypatch: pytest.MonkeyPatch, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A model folder without an ONNX export (the tiny test model) fails with the default backend,
+    and the message names both ways out."""
+    from streams.cli import main
+
+    for name in [k for k in os.environ if k.startswith("PROPWATCH_")]:
+        monkeypatch.delenv(name)
+    assert Settings().backend == "onnx" and Settings().batch_wait_s == 0.05
+    monkeypatch.setenv("PROPWATCH_MODEL", str(tiny_model_dir))
+    with pytest.raises(SystemExit) as exited:
+        main(["evaluate", "--split", "test"])
+    assert exited.value.code == 2
+    error = capsys.readouterr().err
+    assert "propwatch model export-onnx" in error and "PROPWATCH_BACKEND=transformers" in error
+    monkeypatch.setenv("PROPWATCH_BACKEND", "transformers")
+    assert Settings().backend == "transformers"
