@@ -43,6 +43,7 @@ from streams.kafka.admin import create_topics
 from streams.kafka.producer import Producer
 from streams.kafka.reader import TopicReader
 from streams.kafka.topics import CONTENT, OUTPUTS, REFERRALS
+from streams.records import DecidedBy, Referral
 from streams.reporting.read import read_topics
 from streams.settings import Settings
 
@@ -399,8 +400,8 @@ def _bench_reuploads(
         for worker in pool:
             worker.stop()
         watch.close()
-    referrals = read_topics(run, [REFERRALS.name])[REFERRALS.name]
-    by_hashbank = {r["item_id"] for r in referrals if r["decided_by"] == "hashbank"}
+    referrals = [Referral.model_validate(r) for r in read_topics(run, [REFERRALS.name])[REFERRALS.name]]
+    by_hashbank = {r.item_id for r in referrals if r.decided_by == DecidedBy.HASHBANK}
     matched = [sum(f"r{r}-{item_id}" in by_hashbank for item_id, _ in stream[1::2]) for r in range(repeats)]
     for r, (rate, caught) in enumerate(zip(rates, matched, strict=True)):
         progress(

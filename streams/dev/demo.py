@@ -7,6 +7,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
@@ -23,6 +24,7 @@ from streams.io import produce_lines
 from streams.kafka.admin import create_topics
 from streams.kafka.reader import TopicReader
 from streams.kafka.topics import CLEARED, DLQ, OUTPUTS, REFERRALS, REVIEW
+from streams.records import Cleared, DeadLetter, Record, Referral, Review
 from streams.settings import Settings
 
 STALL_TIMEOUT_S = 180.0
@@ -130,9 +132,9 @@ def sample_items(lines: list[bytes]) -> dict[str, SampleItem]:
 
 def _watch(
     console: Console, settings: Settings, total: int, started: float, worker: WorkerProcess
-) -> list[tuple[str, dict[str, object]]]:
+) -> list[tuple[str, OutputRecord]]:
     names = {settings.topic(spec.name): spec.name for spec in OUTPUTS}
-    records: list[tuple[str, dict[str, object]]] = []
+    records: list[tuple[str, OutputRecord]] = []
     counts: Counter[str] = Counter()
     last_progress = time.monotonic()
     with TopicReader(settings, list(names), missing_ok=False) as reader:
@@ -141,7 +143,7 @@ def _watch(
                 for message in reader.poll(timeout_s=0.2):
                     name = names[message.topic]
                     counts[name] += 1
-                    records.append((name, json.loads(message.value)))
+                    records.append((name, OUTPUT_TYPES[name].from_json(message.value)))  # type: ignore[arg-type]
                     last_progress = time.monotonic()
                 live.update(_progress_table(counts, total, time.monotonic() - started))
                 if worker.process.poll() is not None:
@@ -156,25 +158,38 @@ def _watch(
 LANGUAGES = ("en", "nl", "ar", "de", "fr", "tr")
 """The corpus's languages, in the order the summary lists them (any other after them)."""
 OUTCOMES = {REFERRALS.name: "referral", CLEARED.name: "cleared", REVIEW.name: "review"}
+OUTPUT_TYPES: dict[str, type[Record]] = {
+    REFERRALS.name: Referral,
+    CLEARED.name: Cleared,
+    REVIEW.name: Review,
+    DLQ.name: DeadLetter,
+}
+"""What the worker writes to each output topic: the demo reads its own worker's records, so a
+record that does not parse is a bug, and it raises."""
+Scored = Referral | Cleared | Review
+OutputRecord = Scored | DeadLetter
 HARD_NEGATIVES = ("news", "counter_speech", "court")
 """Kinds of text that talk about terrorism without being propaganda, shown when cleared."""
 
 
-def _outcomes(records: list[tuple[str, dict[str, object]]]) -> dict[str, tuple[str, dict[str, object]]]:
+def _outcomes(records: list[tuple[str, OutputRecord]]) -> dict[str, tuple[str, Scored]]:
     """Each item's outcome (referral, cleared, review) and its record."""
-    return {str(r["item_id"]): (OUTCOMES[name], r) for name, r in records if name in OUTCOMES}
+    return {
+        r.item_id: (OUTCOMES[name], r)
+        for name, r in records
+        if name in OUTCOMES and isinstance(r, Referral | Cleared | Review)
+    }
 
 
-def _top(scores: object, labels: object = None) -> tuple[str, float]:
+def _top(scores: Mapping[str, float], labels: Sequence[str] | None = None) -> tuple[str, float]:
     """The highest score (among ``labels``, if given) and its label."""
-    assert isinstance(scores, dict)
-    chosen = {k: float(v) for k, v in scores.items() if labels is None or k in labels}  # type: ignore[operator]
+    chosen = {k: float(v) for k, v in scores.items() if labels is None or k in labels}
     label = max(sorted(chosen), key=lambda k: chosen[k])
     return label, chosen[label]
 
 
 def language_rows(
-    records: list[tuple[str, dict[str, object]]], items: dict[str, SampleItem]
+    records: list[tuple[str, OutputRecord]], items: dict[str, SampleItem]
 ) -> list[tuple[str, int, int, int, int, int]]:
     """Per language: items, referred, cleared, review, and how many match the expected outcome."""
     outcome = _outcomes(records)
@@ -190,7 +205,7 @@ def language_rows(
 
 
 def example_referrals(
-    records: list[tuple[str, dict[str, object]]], items: dict[str, SampleItem]
+    records: list[tuple[str, OutputRecord]], items: dict[str, SampleItem]
 ) -> list[tuple[str, str, float, str]]:
     """For each label, the referral a reviewer would agree with (the sample expects a referral
     under that label, and the pipeline referred it with that label) that scored highest on it:
@@ -201,16 +216,16 @@ def example_referrals(
         item = items.get(item_id)
         if outcome != "referral" or item is None or item.expected != "referral":
             continue
-        if item.kind not in record["labels"]:  # type: ignore[operator]
+        if item.kind not in record.labels:
             continue
-        label, score = _top(record["scores"], [item.kind])
+        label, score = _top(record.scores, [item.kind])
         if label not in best or (-score, item_id) < (-best[label][0], best[label][1]):
             best[label] = (score, item_id, item.text)
     return [(best[label][1], label, best[label][0], best[label][2]) for label in LABELS if label in best]
 
 
 def cleared_hard_negatives(
-    records: list[tuple[str, dict[str, object]]], items: dict[str, SampleItem]
+    records: list[tuple[str, OutputRecord]], items: dict[str, SampleItem]
 ) -> list[tuple[str, str, float, str]]:
     """For each kind of hard negative (news of attacks, counter-speech, court reports), the item
     it cleared as expected that came closest to a referral: ``(item id, kind, top score, text)``."""
@@ -224,7 +239,7 @@ def cleared_hard_negatives(
             or item.kind not in HARD_NEGATIVES
         ):
             continue
-        _, score = _top(record["scores"])
+        _, score = _top(record.scores)
         if item.kind not in best or (-score, item_id) < (-best[item.kind][0], best[item.kind][1]):
             best[item.kind] = (score, item_id)
     return [(best[k][1], k, best[k][0], items[best[k][1]].text) for k in HARD_NEGATIVES if k in best]
@@ -232,7 +247,7 @@ def cleared_hard_negatives(
 
 def _summary(
     console: Console,
-    records: list[tuple[str, dict[str, object]]],
+    records: list[tuple[str, OutputRecord]],
     items: dict[str, SampleItem],
     elapsed: float,
     web_port: int,
@@ -240,12 +255,12 @@ def _summary(
 ) -> None:
     by_label: Counter[str] = Counter()
     codes: Counter[str] = Counter()
-    referrals = [r for name, r in records if name == REFERRALS.name]
-    for record in referrals:
-        by_label.update(record["labels"])  # type: ignore[arg-type]
-    for name, record in records:
-        if name == DLQ.name:
-            codes[record["error"]["code"]] += 1  # type: ignore[index]
+    referrals = [r for _, r in records if isinstance(r, Referral)]
+    for referral in referrals:
+        by_label.update(referral.labels)
+    for _, record in records:
+        if isinstance(record, DeadLetter):
+            codes[str(record.error.code)] += 1
     table = Table(title=f"{len(records)} items in {elapsed:.1f} s ({len(records) / elapsed:.1f} items/s)")
     table.add_column("outcome")
     table.add_column("count", justify="right")

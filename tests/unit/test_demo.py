@@ -16,6 +16,8 @@ from streams.dev.demo import (
     sample_items,
     sample_path,
 )
+from streams.records import Cleared, DeadLetter, Referral, Review
+from streams.records.dead_letter import Error
 
 ITEMS = {
     "a": SampleItem("en", "referral", "incitement", "call to violence"),
@@ -29,20 +31,26 @@ ITEMS = {
 }
 
 
+def _referral(item_id: str, label: str, score: float) -> Referral:
+    return Referral.model_construct(item_id=item_id, labels=[label], scores=_scores(**{label: score}))
+
+
 def _scores(**scores: float) -> dict[str, float]:
     return {"incitement": 0.0, "recruitment": 0.0, "instruction": 0.0, "threat": 0.0, **scores}
 
 
+# The fields the summary reads; the records are built without validation (model_construct), as
+# the demo's own worker would have written them in full.
 RECORDS = [
-    ("referrals", {"item_id": "c", "labels": ["instruction"], "scores": _scores(instruction=0.99)}),
-    ("referrals", {"item_id": "a", "labels": ["incitement"], "scores": _scores(incitement=0.91)}),
-    ("referrals", {"item_id": "g", "labels": ["incitement"], "scores": _scores(incitement=0.97)}),
-    ("review", {"item_id": "b", "labels": ["recruitment"], "scores": _scores(recruitment=0.4)}),
-    ("cleared", {"item_id": "d", "scores": _scores(threat=0.2)}),
-    ("cleared", {"item_id": "e", "scores": _scores(incitement=0.1)}),
-    ("cleared", {"item_id": "f", "scores": _scores(threat=0.3)}),
-    ("referrals", {"item_id": "h", "labels": ["recruitment"], "scores": _scores(recruitment=0.95)}),
-    ("dlq", {"error": {"code": "invalid_json"}}),
+    ("referrals", _referral("c", "instruction", 0.99)),
+    ("referrals", _referral("a", "incitement", 0.91)),
+    ("referrals", _referral("g", "incitement", 0.97)),
+    ("review", Review.model_construct(item_id="b", labels=["recruitment"], scores=_scores(recruitment=0.4))),
+    ("cleared", Cleared.model_construct(item_id="d", scores=_scores(threat=0.2))),
+    ("cleared", Cleared.model_construct(item_id="e", scores=_scores(incitement=0.1))),
+    ("cleared", Cleared.model_construct(item_id="f", scores=_scores(threat=0.3))),
+    ("referrals", _referral("h", "recruitment", 0.95)),
+    ("dlq", DeadLetter.model_construct(error=Error.model_construct(code="invalid_json"))),
 ]
 
 
