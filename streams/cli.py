@@ -240,10 +240,21 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     else:
         default = independent_files() if args.split == INDEPENDENT else seed_files()
         examples = read_examples(args.files or default, split=args.split)
+    if args.decisions:
+        source = "reviewers' decisions"
+    elif args.files:
+        source = "files: " + ", ".join(args.files)
+    else:
+        source = "independent test sets" if args.split == INDEPENDENT else "seed corpus"
     if not examples:
         print("propwatch evaluate: no examples (check the files and --split)", file=sys.stderr)
         return 1
-    report = evaluate(_classifier("evaluate", settings, args.model), examples, settings.thresholds)
+    report = evaluate(
+        _classifier("evaluate", settings, args.model),
+        examples,
+        settings.thresholds,
+        data={"source": source, "split": args.split or "all"},
+    )
     print(json.dumps(report.as_json(), indent=2) if args.json else format_report(report))
     return 0
 
@@ -406,19 +417,27 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--model", default="default", help="model folder (default: the default model)")
     m.set_defaults(func=cmd_model_export_onnx)
 
-    p = sub.add_parser("evaluate", help="precision, recall and F1 of a model on labelled JSON Lines")
+    p = sub.add_parser(
+        "evaluate",
+        help="precision, recall and F1 (with bootstrap CIs) of a model on labelled JSON Lines, per language",
+    )
     p.add_argument("files", nargs="*", help="JSON Lines with text and labels (default: the seed corpus)")
     p.add_argument("--model", help="model folder or hub id (default: PROPWATCH_MODEL)")
     p.add_argument(
         "--split",
-        help="only examples whose split field is this, e.g. test; independent: the independent test sets",
+        help="only examples whose split field is this: test (the held-out seed split), train; "
+        "independent: the independent test sets",
     )
     p.add_argument(
         "--decisions",
         action="store_true",
         help="score against reviewers' decisions collected on the examples topic instead of files",
     )
-    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object (the per-language table under per_language, with bootstrap CIs)",
+    )
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("bench", help="throughput against the model's limit and the naive approach")
