@@ -417,3 +417,27 @@ def format_report(report: Report) -> str:
             f"{report.thresholds[label]:.2f})"
         )
     return "\n".join(lines)
+
+
+MARKDOWN_HEADER = (
+    "| Model | Lang | Items (+) | F1 [95% CI] | Precision | Recall | FPR hard neg. "
+    "| Macro-F1 [95% CI] | Pair err. | Pairs right |",
+    "|---|---|---|---|---|---|---|---|---|---|",
+)
+
+
+def format_markdown_rows(report: Report, model: str | None = None) -> str:
+    """The per-language table as Markdown rows (``MARKDOWN_HEADER`` first): what
+    ``docs/models.md`` holds, one row per language and ``all``."""
+    name = model or report.model["name"]
+    lines = list(MARKDOWN_HEADER)
+    for lang, s in {**report.by_lang, "all": report.overall}.items():
+        b, pairs = s.binary, s.pairs
+        lines.append(
+            f"| {name} | {lang} | {s.items} ({b.positives}) | {b.f1:.3f} {_ci(b.f1_ci)} "
+            f"| {b.precision:.3f} | {b.recall:.3f} | {_rate(b.hard_negative_fpr)} "
+            f"| {s.macro_f1:.3f} {_ci(s.macro_f1_ci)} "
+            f"| {_rate(pairs.member_error_rate) if pairs else 'n/a'} "
+            f"| {f'{pairs.pairs_right}/{pairs.pairs}' if pairs else 'n/a'} |"
+        )
+    return "\n".join(lines)

@@ -228,7 +228,7 @@ def cmd_model_export_onnx(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from classifiers.corpus import INDEPENDENT, independent_files, read_examples, seed_files
-    from classifiers.evaluation import evaluate, format_report
+    from classifiers.evaluation import evaluate, format_markdown_rows, format_report
 
     settings = _settings()
     if args.decisions:
@@ -255,7 +255,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         settings.thresholds,
         data={"source": source, "split": args.split or "all"},
     )
-    print(json.dumps(report.as_json(), indent=2) if args.json else format_report(report))
+    if args.json:
+        print(json.dumps(report.as_json(), indent=2))
+    elif args.markdown:
+        print(format_markdown_rows(report))
+    else:
+        print(format_report(report))
     return 0
 
 
@@ -437,6 +442,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--json",
         action="store_true",
         help="print one JSON object (the per-language table under per_language, with bootstrap CIs)",
+    )
+    p.add_argument(
+        "--markdown",
+        action="store_true",
+        help="print the per-language table as Markdown rows, as docs/models.md holds them",
     )
     p.set_defaults(func=cmd_evaluate)
 

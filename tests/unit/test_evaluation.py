@@ -13,9 +13,11 @@ import pytest
 from classifiers.base import LABELS, Scores
 from classifiers.corpus import Example, seed_examples
 from classifiers.evaluation import (
+    MARKDOWN_HEADER,
     SEED,
     Report,
     bootstrap_counts,
+    format_markdown_rows,
     format_report,
     pair_figures,
     report_from_scores,
@@ -188,3 +190,11 @@ def test_evaluate_reads_the_independent_sets(
     report = _cli_json(capsys, "--model", str(tiny_model_dir), "--split", "independent")
     assert report["data"]["items"] == len(seed_examples("independent"))
     assert set(report["per_language"]) == {"ar", "de", "en", "fr", "nl", "tr", "all"}
+
+
+def test_markdown_rows_for_docs_models(test_split: list[Example]) -> None:
+    rows = format_markdown_rows(_report(test_split), "candidate").splitlines()
+    assert rows[:2] == list(MARKDOWN_HEADER)
+    assert [row.split("|")[2].strip() for row in rows[2:]] == ["ar", "de", "en", "fr", "nl", "tr", "all"]
+    assert all(row.count("|") == 11 for row in rows)
+    assert all(row.startswith("| candidate | ") for row in rows[2:])
