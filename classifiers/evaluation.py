@@ -179,14 +179,10 @@ def _interval(values: np.ndarray) -> tuple[float, float]:
     return round(float(low), 4), round(float(high), 4)
 
 
-def bootstrap_f1(
-    predicted: np.ndarray, actual: np.ndarray, resamples: int = RESAMPLES, seed: int = SEED
-) -> tuple[tuple[float, float], tuple[float, float]]:
-    """Percentile intervals of binary F1 and macro-F1 over resampled examples.
-
-    ``predicted`` and ``actual`` are boolean ``(examples, labels)``: an example is a binary
-    positive when any of its columns is, as it is flagged when any is."""
-    counts = bootstrap_counts(len(predicted), resamples, seed)
+def _resampled_f1(
+    counts: np.ndarray, predicted: np.ndarray, actual: np.ndarray, flagged: np.ndarray, positive: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Binary F1 and macro-F1 on each resample (a row of ``counts``)."""
 
     def f1(p: np.ndarray, a: np.ndarray) -> np.ndarray:
         return _f1(
@@ -195,8 +191,25 @@ def bootstrap_f1(
             counts @ (a & ~p).astype(np.int64),
         )
 
-    macro = f1(predicted, actual).mean(axis=1)
-    binary = f1(predicted.any(axis=1), actual.any(axis=1))
+    return f1(flagged, positive), f1(predicted, actual).mean(axis=1)
+
+
+def bootstrap_f1(
+    predicted: np.ndarray,
+    actual: np.ndarray,
+    resamples: int = RESAMPLES,
+    seed: int = SEED,
+    flagged: np.ndarray | None = None,
+    positive: np.ndarray | None = None,
+) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Percentile intervals of binary F1 and macro-F1 over resampled examples.
+
+    ``predicted`` and ``actual`` are boolean ``(examples, labels)``; ``flagged`` and ``positive``
+    the binary decision and truth per example (by default: any of the labels)."""
+    flagged = predicted.any(axis=1) if flagged is None else flagged
+    positive = actual.any(axis=1) if positive is None else positive
+    counts = bootstrap_counts(len(predicted), resamples, seed)
+    binary, macro = _resampled_f1(counts, predicted, actual, flagged, positive)
     return _interval(binary), _interval(macro)
 
 
@@ -228,6 +241,27 @@ def pair_figures(
     )
 
 
+def _decisions(
+    examples: Sequence[Example],
+    scores: Sequence[Scores],
+    labels: Sequence[str],
+    thresholds: Mapping[str, float],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per example: the labels flagged and the labels true (boolean ``(examples, labels)``), and
+    whether it is flagged and whether it is a positive (boolean ``(examples,)``)."""
+    in_force = {label: thresholds[label] for label in labels}
+    decisions = [_flagged(s, in_force) for s in scores]
+    predicted = np.array([[label in d for label in labels] for d in decisions], dtype=bool)
+    actual = np.array([[label in e.labels for label in labels] for e in examples], dtype=bool)
+    flagged = np.array([bool(d) for d in decisions], dtype=bool)
+    return (
+        predicted.reshape(len(examples), len(labels)),
+        actual.reshape(len(examples), len(labels)),
+        flagged,
+        actual.any(axis=1),
+    )
+
+
 def _slice(
     examples: Sequence[Example],
     scores: Sequence[Scores],
@@ -236,23 +270,19 @@ def _slice(
     resamples: int = RESAMPLES,
     seed: int = SEED,
 ) -> Slice:
-    in_force = {label: thresholds[label] for label in labels}
-    decisions = [_flagged(s, in_force) for s in scores]
-    predicted = np.array([[label in d for label in labels] for d in decisions], dtype=bool)
-    actual = np.array([[label in e.labels for label in labels] for e in examples], dtype=bool)
+    predicted, actual, flagged_array, positive_array = _decisions(examples, scores, labels, thresholds)
     per_label = {}
     for column, label in enumerate(labels):
         p, a = predicted[:, column], actual[:, column]
         per_label[label] = PRF.from_counts(int((p & a).sum()), int((p & ~a).sum()), int((a & ~p).sum()))
-    flagged = [bool(d) for d in decisions]
-    is_positive = [bool(row.any()) for row in actual]
+    flagged, is_positive = flagged_array.tolist(), positive_array.tolist()
     tp = sum(f and a for f, a in zip(flagged, is_positive, strict=True))
     fp = sum(f and not a for f, a in zip(flagged, is_positive, strict=True))
     fn = sum(a and not f for f, a in zip(flagged, is_positive, strict=True))
     negatives = len(examples) - sum(is_positive)
     hard = [f for f, e in zip(flagged, examples, strict=True) if e.hard_negative]
     prf = PRF.from_counts(tp, fp, fn)
-    f1_ci, macro_ci = bootstrap_f1(predicted, actual, resamples, seed)
+    f1_ci, macro_ci = bootstrap_f1(predicted, actual, resamples, seed, flagged_array, positive_array)
     binary = Binary(
         precision=prf.precision,
         recall=prf.recall,
@@ -439,5 +469,65 @@ def format_markdown_rows(report: Report, model: str | None = None) -> str:
             f"| {s.macro_f1:.3f} {_ci(s.macro_f1_ci)} "
             f"| {_rate(pairs.member_error_rate) if pairs else 'n/a'} "
             f"| {f'{pairs.pairs_right}/{pairs.pairs}' if pairs else 'n/a'} |"
+        )
+    return "\n".join(lines)
+
+
+def compare(
+    examples: Sequence[Example],
+    scores_a: Sequence[Scores],
+    scores_b: Sequence[Scores],
+    labels: Sequence[str],
+    thresholds: Mapping[str, float],
+    *,
+    resamples: int = RESAMPLES,
+    seed: int = SEED,
+) -> dict[str, dict[str, object]]:
+    """Model B against model A on the same examples, per language and ``all``: each one's binary
+    F1 and macro-F1, and B minus A with a paired bootstrap interval (both models scored on the
+    same resamples, so the interval is that of the difference, narrower than the two intervals
+    side by side). An interval that excludes 0 is a difference the data shows."""
+    langs = sorted({e.lang for e in examples if e.lang})
+    groups = {lang: [i for i, e in enumerate(examples) if e.lang == lang] for lang in langs}
+    groups["all"] = list(range(len(examples)))
+    result: dict[str, dict[str, object]] = {}
+    for name, indices in groups.items():
+        chosen = [examples[i] for i in indices]
+        counts = bootstrap_counts(len(indices), resamples, seed)
+        ones = np.ones((1, len(indices)), dtype=np.int64)
+        figures = []
+        for scores in (scores_a, scores_b):
+            decisions = _decisions(chosen, [scores[i] for i in indices], labels, thresholds)
+            figures.append((_resampled_f1(ones, *decisions), _resampled_f1(counts, *decisions)))
+        (point_a, boot_a), (point_b, boot_b) = figures
+        row: dict[str, object] = {"items": len(indices)}
+        for k, key in enumerate(("f1", "macro_f1")):
+            a, b = round(float(point_a[k][0]), 4), round(float(point_b[k][0]), 4)
+            row[key] = {
+                "a": a,
+                "b": b,
+                "difference": round(b - a, 4),
+                "difference_ci": list(_interval(boot_b[k] - boot_a[k])),
+            }
+        result[name] = row
+    return result
+
+
+def format_comparison(comparison: Mapping[str, Mapping[str, object]], a: str, b: str) -> str:
+    """The comparison as a plain-text table."""
+    lines = [
+        f"A: {a}",
+        f"B: {b}",
+        "B minus A, 95% paired bootstrap interval (the same resamples for both models)",
+        f"{'lang':6}{'items':>6}{'F1 A':>7}{'F1 B':>7}{'B-A':>8}  {'95% CI':16}"
+        f"{'macro A':>8}{'macro B':>8}{'B-A':>8}  {'95% CI':16}",
+    ]
+    for name, row in comparison.items():
+        f1, macro = row["f1"], row["macro_f1"]
+        assert isinstance(f1, dict) and isinstance(macro, dict)
+        lines.append(
+            f"{name:6}{row['items']:>6}{f1['a']:>7.3f}{f1['b']:>7.3f}{f1['difference']:>+8.3f}  "
+            f"{_ci(f1['difference_ci']):16}{macro['a']:>8.3f}{macro['b']:>8.3f}"
+            f"{macro['difference']:>+8.3f}  {_ci(macro['difference_ci']):16}"
         )
     return "\n".join(lines)

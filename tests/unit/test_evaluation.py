@@ -17,11 +17,14 @@ from classifiers.evaluation import (
     SEED,
     Report,
     bootstrap_counts,
+    compare,
+    format_comparison,
     format_markdown_rows,
     format_report,
     pair_figures,
     report_from_scores,
 )
+from classifiers.testing import build_tiny_model
 from streams.cli import main
 
 THRESHOLDS = dict.fromkeys(LABELS, 0.5)
@@ -198,3 +201,36 @@ def test_markdown_rows_for_docs_models(test_split: list[Example]) -> None:
     assert [row.split("|")[2].strip() for row in rows[2:]] == ["ar", "de", "en", "fr", "nl", "tr", "all"]
     assert all(row.count("|") == 11 for row in rows)
     assert all(row.startswith("| candidate | ") for row in rows[2:])
+
+
+def test_compare_gives_paired_differences(test_split: list[Example]) -> None:
+    a, b = _noisy_scores(test_split, seed=0), _noisy_scores(test_split, seed=1)
+    comparison = compare(test_split, a, b, LABELS, THRESHOLDS)
+    assert list(comparison) == ["ar", "de", "en", "fr", "nl", "tr", "all"]
+    report_a = report_from_scores(test_split, a, LABELS, THRESHOLDS, model=MODEL)
+    report_b = report_from_scores(test_split, b, LABELS, THRESHOLDS, model=MODEL)
+    for lang, row in comparison.items():
+        s_a = report_a.overall if lang == "all" else report_a.by_lang[lang]
+        s_b = report_b.overall if lang == "all" else report_b.by_lang[lang]
+        f1 = row["f1"]
+        assert f1["a"] == s_a.binary.f1 and f1["b"] == s_b.binary.f1
+        assert f1["difference"] == pytest.approx(s_b.binary.f1 - s_a.binary.f1, abs=1e-4)
+        assert row["macro_f1"]["a"] == pytest.approx(s_a.macro_f1, abs=1e-4)
+    # A model against itself: no difference on any resample.
+    same = compare(test_split, a, a, LABELS, THRESHOLDS)
+    assert all(row["f1"]["difference_ci"] == [0.0, 0.0] for row in same.values())
+    text = format_comparison(comparison, "model a", "model b")
+    assert "A: model a" in text and len(text.splitlines()) == 4 + 7
+
+
+def test_evaluate_compare_two_models(
+    tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    other = build_tiny_model(tmp_path / "other", seed=3)
+    argv = ["--model", str(tiny_model_dir), "--compare", str(other), "--split", "independent"]
+    document = _cli_json(capsys, *argv)
+    assert set(document) == {"a", "b", "difference"}
+    assert document["a"]["model"]["revision"] != document["b"]["model"]["revision"]
+    assert set(document["difference"]) == {"ar", "de", "en", "fr", "nl", "tr", "all"}
+    assert main(["evaluate", *argv]) == 0
+    assert "B minus A" in capsys.readouterr().out
