@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -114,8 +115,7 @@ class Report:
         :func:`table_row`), ``overall`` and ``by_lang`` (every figure of each slice, per label
         included) and ``best_thresholds``."""
         document = asdict(self)
-        rows = {lang: table_row(s) for lang, s in self.by_lang.items()}
-        rows["all"] = table_row(self.overall)
+        rows = _rows(self)
         return {
             "model": document["model"],
             "data": document["data"],
@@ -146,6 +146,7 @@ def table_row(s: Slice) -> dict[str, object]:
         "macro_f1": s.macro_f1,
         "macro_f1_ci": list(s.macro_f1_ci),
         "pairs": pairs.pairs if pairs else 0,
+        "pairs_right": pairs.pairs_right if pairs else 0,
         "pair_member_error_rate": pairs.member_error_rate if pairs else None,
         "pairs_right_rate": pairs.pairs_right_rate if pairs else None,
         "labels": {label: asdict(prf) for label, prf in s.labels.items()},
@@ -394,20 +395,30 @@ def _rate(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
-def format_language_table(report: Report) -> list[str]:
-    """The per-language table: one row per language, then ``all``."""
-    slices = {**report.by_lang, "all": report.overall}
+def _rows(report: Report) -> dict[str, dict[str, Any]]:
+    rows = {lang: table_row(s) for lang, s in report.by_lang.items()}
+    rows["all"] = table_row(report.overall)
+    return rows
+
+
+def _pairs_ok(row: Mapping[str, Any]) -> str:
+    return f"{row['pairs_right']}/{row['pairs']}" if row["pairs"] else "n/a"
+
+
+def format_language_table(table: Report | Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The per-language table, one row per language, then ``all``: of a report, or of its JSON's
+    ``per_language``."""
+    rows = _rows(table) if isinstance(table, Report) else table
     lines = [
         f"{'lang':6}{'items':>6}{'pos':>5}{'prec':>7}{'recall':>7}{'F1':>7}  {'95% CI':14}"
         f"{'FPR hard':>9}{'macro-F1':>9}  {'95% CI':14}{'pair err':>9}{'pairs ok':>10}"
     ]
-    for name, s in slices.items():
-        b, pairs = s.binary, s.pairs
-        pairs_ok = f"{pairs.pairs_right}/{pairs.pairs}" if pairs else "n/a"
+    for name, r in rows.items():
         lines.append(
-            f"{name:6}{s.items:>6}{b.positives:>5}{b.precision:>7.3f}{b.recall:>7.3f}{b.f1:>7.3f}"
-            f"  {_ci(b.f1_ci):14}{_rate(b.hard_negative_fpr):>9}{s.macro_f1:>9.3f}  "
-            f"{_ci(s.macro_f1_ci):14}{_rate(pairs.member_error_rate if pairs else None):>9}{pairs_ok:>10}"
+            f"{name:6}{r['items']:>6}{r['positives']:>5}{r['precision']:>7.3f}{r['recall']:>7.3f}"
+            f"{r['f1']:>7.3f}  {_ci(r['f1_ci']):14}{_rate(r['hard_negative_fpr']):>9}"
+            f"{r['macro_f1']:>9.3f}  {_ci(r['macro_f1_ci']):14}{_rate(r['pair_member_error_rate']):>9}"
+            f"{_pairs_ok(r):>10}"
         )
     return lines
 
@@ -456,19 +467,20 @@ MARKDOWN_HEADER = (
 )
 
 
-def format_markdown_rows(report: Report, model: str | None = None) -> str:
-    """The per-language table as Markdown rows (``MARKDOWN_HEADER`` first): what
-    ``docs/models.md`` holds, one row per language and ``all``."""
-    name = model or report.model["name"]
+def format_markdown_rows(table: Report | Mapping[str, Mapping[str, Any]], model: str | None = None) -> str:
+    """The per-language table as Markdown rows (``MARKDOWN_HEADER`` first), as ``docs/models.md``
+    holds them: of a report, or of its JSON's ``per_language`` (then ``model`` names the model)."""
+    if isinstance(table, Report):
+        name, rows = model or table.model["name"], _rows(table)
+    else:
+        name, rows = model or "?", table
     lines = list(MARKDOWN_HEADER)
-    for lang, s in {**report.by_lang, "all": report.overall}.items():
-        b, pairs = s.binary, s.pairs
+    for lang, r in rows.items():
         lines.append(
-            f"| {name} | {lang} | {s.items} ({b.positives}) | {b.f1:.3f} {_ci(b.f1_ci)} "
-            f"| {b.precision:.3f} | {b.recall:.3f} | {_rate(b.hard_negative_fpr)} "
-            f"| {s.macro_f1:.3f} {_ci(s.macro_f1_ci)} "
-            f"| {_rate(pairs.member_error_rate) if pairs else 'n/a'} "
-            f"| {f'{pairs.pairs_right}/{pairs.pairs}' if pairs else 'n/a'} |"
+            f"| {name} | {lang} | {r['items']} ({r['positives']}) | {r['f1']:.3f} {_ci(r['f1_ci'])} "
+            f"| {r['precision']:.3f} | {r['recall']:.3f} | {_rate(r['hard_negative_fpr'])} "
+            f"| {r['macro_f1']:.3f} {_ci(r['macro_f1_ci'])} | {_rate(r['pair_member_error_rate'])} "
+            f"| {_pairs_ok(r)} |"
         )
     return "\n".join(lines)
 

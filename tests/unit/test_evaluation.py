@@ -19,6 +19,7 @@ from classifiers.evaluation import (
     bootstrap_counts,
     compare,
     format_comparison,
+    format_language_table,
     format_markdown_rows,
     format_report,
     pair_figures,
@@ -234,3 +235,10 @@ def test_evaluate_compare_two_models(
     assert set(document["difference"]) == {"ar", "de", "en", "fr", "nl", "tr", "all"}
     assert main(["evaluate", *argv]) == 0
     assert "B minus A" in capsys.readouterr().out
+
+
+def test_the_tables_read_the_same_from_the_json(test_split: list[Example]) -> None:
+    report = _report(test_split)
+    table = json.loads(json.dumps(report.as_json()))["per_language"]
+    assert format_markdown_rows(table, "fake") == format_markdown_rows(report)
+    assert format_language_table(table) == format_language_table(report)
