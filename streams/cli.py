@@ -12,6 +12,7 @@ from datetime import datetime
 from pydantic import ValidationError
 
 from classifiers.base import Classifier, LabelMappingError
+from classifiers.corpus import Example
 from classifiers.default_model import DEFAULT_RECIPE, MODELS, ModelNotBuiltError
 from classifiers.registry import UnknownBackendError
 from streams.children import Stopped, stopped_on_signals
@@ -291,7 +292,7 @@ def cmd_model_build_use(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from classifiers.corpus import INDEPENDENT, independent_files, read_examples, seed_files
-    from classifiers.evaluation import evaluate, format_report
+    from classifiers.evaluation import evaluate, format_markdown_rows, format_report
 
     settings = _settings()
     if args.decisions:
@@ -303,11 +304,71 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     else:
         default = independent_files() if args.split == INDEPENDENT else seed_files()
         examples = read_examples(args.files or default, split=args.split)
+    if args.decisions:
+        source = "reviewers' decisions"
+    elif args.files:
+        source = "files: " + ", ".join(args.files)
+    else:
+        source = "independent test sets" if args.split == INDEPENDENT else "seed corpus"
     if not examples:
         print("propwatch evaluate: no examples (check the files and --split)", file=sys.stderr)
         return 1
-    report = evaluate(_classifier("evaluate", settings, args.model), examples, settings.thresholds)
-    print(json.dumps(report.as_json(), indent=2) if args.json else format_report(report))
+    data = {"source": source, "split": args.split or "all"}
+    classifier = _classifier("evaluate", settings, args.model)
+    if args.compare:
+        return _evaluate_compare(args, settings, classifier, examples, data)
+    report = evaluate(classifier, examples, settings.thresholds, data=data)
+    if args.json:
+        print(json.dumps(report.as_json(), indent=2))
+    elif args.markdown:
+        print(format_markdown_rows(report))
+    else:
+        print(format_report(report))
+    return 0
+
+
+def _evaluate_compare(
+    args: argparse.Namespace,
+    settings: Settings,
+    classifier: Classifier,
+    examples: list[Example],
+    data: dict[str, object],
+) -> int:
+    """``evaluate --compare``: two models on the same examples, B minus A per language."""
+    from classifiers.evaluation import (
+        compare,
+        format_comparison,
+        format_language_table,
+        report_from_scores,
+        score_examples,
+    )
+
+    other = _classifier("evaluate", settings, args.compare, args.compare_backend)
+    if list(other.labels) != list(classifier.labels):
+        print("propwatch evaluate: the two models score different labels", file=sys.stderr)
+        return EXIT_USAGE
+    scores = [score_examples(c, examples) for c in (classifier, other)]
+    reports = [
+        report_from_scores(
+            examples,
+            s,
+            c.labels,
+            settings.thresholds,
+            model={"name": c.name, "revision": c.revision},
+            data=data,
+        )
+        for c, s in zip((classifier, other), scores, strict=True)
+    ]
+    comparison = compare(examples, *scores, classifier.labels, settings.thresholds)
+    names = [f"{r.model['name']} @ {r.model['revision']}" for r in reports]
+    if args.json:
+        document = {"a": reports[0].as_json(), "b": reports[1].as_json(), "difference": comparison}
+        print(json.dumps(document, indent=2))
+        return 0
+    for letter, report in zip("AB", reports, strict=True):
+        print(f"{letter}: {names[0] if letter == 'A' else names[1]}")
+        print("\n".join(format_language_table(report)) + "\n")
+    print(format_comparison(comparison, *names))
     return 0
 
 
@@ -515,19 +576,39 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--out", default=None, help="model folder (default: models/propwatch-tco-use)")
     m.set_defaults(func=cmd_model_build_use)
 
-    p = sub.add_parser("evaluate", help="precision, recall and F1 of a model on labelled JSON Lines")
+    p = sub.add_parser(
+        "evaluate",
+        help="precision, recall and F1 (with bootstrap CIs) of a model on labelled JSON Lines, per language",
+    )
     p.add_argument("files", nargs="*", help="JSON Lines with text and labels (default: the seed corpus)")
     p.add_argument("--model", help="model folder or hub id (default: PROPWATCH_MODEL)")
     p.add_argument(
         "--split",
-        help="only examples whose split field is this, e.g. test; independent: the independent test sets",
+        help="only examples whose split field is this: test (the held-out seed split), train; "
+        "independent: the independent test sets",
     )
     p.add_argument(
         "--decisions",
         action="store_true",
         help="score against reviewers' decisions collected on the examples topic instead of files",
     )
-    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object (the per-language table under per_language, with bootstrap CIs)",
+    )
+    p.add_argument(
+        "--compare",
+        metavar="MODEL",
+        help="a second model (B) scored on the same examples: B minus --model (A) per language, "
+        "with paired bootstrap intervals",
+    )
+    p.add_argument("--compare-backend", help="the backend of --compare (default: PROPWATCH_BACKEND)")
+    p.add_argument(
+        "--markdown",
+        action="store_true",
+        help="print the per-language table as Markdown rows, as docs/models.md holds them",
+    )
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("bench", help="throughput against the model's limit and the naive approach")
