@@ -146,6 +146,12 @@ def test_the_text_table_has_a_row_per_language(test_split: list[Example]) -> Non
         assert line.count("[") == 2, line  # the F1 and macro-F1 intervals
 
 
+@pytest.fixture(autouse=True)
+def _fp32_backend(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tiny test model has no ONNX export, and int8 ONNX is the default backend."""
+    monkeypatch.setenv("PROPWATCH_BACKEND", "transformers")
+
+
 def _cli_json(capsys: pytest.CaptureFixture[str], *argv: str) -> dict:
     assert main(["evaluate", *argv, "--json"]) == 0
     return json.loads(capsys.readouterr().out)
