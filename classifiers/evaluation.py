@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from classifiers.base import Classifier, Scores
 from classifiers.corpus import Example
@@ -64,6 +65,22 @@ class Report:
 
     def as_json(self) -> dict[str, object]:
         return asdict(self)
+
+
+def report_from_json(data: Mapping[str, Any]) -> Report:
+    """A :class:`Report` back from :meth:`Report.as_json` (e.g. a model's evaluation.json)."""
+
+    def slice_(s: Mapping[str, Any]) -> Slice:
+        labels = {label: PRF(**prf) for label, prf in s["labels"].items()}
+        return Slice(s["items"], labels, s["macro_f1"], Binary(**s["binary"]))
+
+    return Report(
+        model=dict(data["model"]),
+        thresholds=dict(data["thresholds"]),
+        overall=slice_(data["overall"]),
+        by_lang={lang: slice_(s) for lang, s in data["by_lang"].items()},
+        best_thresholds={k: dict(v) for k, v in data.get("best_thresholds", {}).items()},
+    )
 
 
 def score_examples(classifier: Classifier, examples: Sequence[Example], batch_size: int = 32) -> list[Scores]:

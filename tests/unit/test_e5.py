@@ -19,7 +19,7 @@ def texts() -> list[str]:
     by_lang: dict[str, list[str]] = {}
     for example in seed_examples():
         by_lang.setdefault(example.lang or "?", []).append(example.text)
-    per_lang = max(30, 200 // len(by_lang))
+    per_lang = max(30, -(-200 // len(by_lang)))  # rounded up: at least 200 in all
     return [text for lang in sorted(by_lang) for text in by_lang[lang][:per_lang]]
 
 
