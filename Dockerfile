@@ -36,7 +36,7 @@ ENV HF_HUB_OFFLINE=1 \
     HF_HOME=/home/propwatch/.cache/huggingface \
     PROPWATCH_WEB_BIND=0.0.0.0 \
     PROPWATCH_WEB_PORT=6066 \
-    PROPWATCH_MODEL=/models/propwatch-tco-minilm \
+    PROPWATCH_MODEL=/models/propwatch-tco-e5 \
     PROPWATCH_DATA_DIR=/var/lib/propwatch
 
 EXPOSE 6066

@@ -11,7 +11,7 @@ DEFAULT_MODEL = "default"
 MODELS = {"minilm": "propwatch-tco-minilm", "e5": "propwatch-tco-e5"}
 """The models ``propwatch model build --recipe`` builds, by recipe, into ``models/<name>``."""
 
-DEFAULT_RECIPE = "minilm"
+DEFAULT_RECIPE = "e5"
 MODEL_NAME = MODELS[DEFAULT_RECIPE]
 
 

