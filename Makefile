@@ -30,7 +30,7 @@ model: install ## assemble the default model (e5) and its int8 ONNX export from 
 		|| $(BIN)/propwatch model assemble
 	@test -f $(MODEL) || $(BIN)/propwatch model export-onnx
 
-model-rebuild: install ## train the default model again from the corpus, rewriting classifiers/e5/shipped/ (about 6 minutes on 2 cores)
+model-rebuild: install ## train the default model again from the corpus, rewriting classifiers/e5/shipped/ (about 5 minutes on 2 cores)
 	$(BIN)/propwatch model build
 
 demo: model ## the main job: the pipeline on a bundled sample, on the embedded broker
