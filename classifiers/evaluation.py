@@ -322,7 +322,10 @@ def _slice(
         hard_negatives=len(hard),
         f1_ci=f1_ci,
     )
-    macro = round(sum(p.f1 for p in per_label.values()) / len(per_label), 4)
+    # The mean of the labels' unrounded F1s, by the function the intervals and --compare use, so
+    # that the point estimate, its interval and a comparison agree to the last digit.
+    ones = np.ones((1, len(examples)), dtype=np.int64)
+    macro = round(float(_resampled_f1(ones, predicted, actual, flagged_array, positive_array)[1][0]), 4)
     return Slice(
         items=len(examples),
         labels=per_label,
