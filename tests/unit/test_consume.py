@@ -101,3 +101,22 @@ def test_the_command_prints_every_value_whatever_the_locale(monkeypatch: pytest.
         None,
         '{"id": "\\ud800"}',
     ]
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`propwatch ... | head -1`: the pipe closes under the command, which exits 141 (128 +
+    SIGPIPE) without a traceback, and the interpreter's flush at exit finds /dev/null."""
+    import io
+    import os
+
+    from streams.cli import EXIT_BROKEN_PIPE, main
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    stdout = io.TextIOWrapper(os.fdopen(write_end, "wb", buffering=0), write_through=True)
+    monkeypatch.setattr(sys, "stdout", stdout)
+    try:
+        assert main(["settings"]) == EXIT_BROKEN_PIPE
+        stdout.write("after the reader went away\n")  # lands in /dev/null
+    finally:
+        stdout.close()
