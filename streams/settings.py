@@ -160,6 +160,49 @@ class Settings(BaseSettings):
         "window in which a supervisor can supersede the decision.",
     )
 
+    decision_key: SecretStr | None = Field(
+        None,
+        description="Secret key of the HMAC-SHA256 that signs reviewers' decisions "
+        "(`streams/review/signing.py`). Set: the console signs each decision it writes, and the worker "
+        "applies only decisions signed with it (or a key in `decision_previous_keys`), dead-lettering "
+        "the rest as `unsigned_decision`. Unset: decisions are not signed, and write access to the "
+        "decisions topic (the ACLs) is the only control.",
+    )
+    decision_previous_keys: list[SecretStr] = Field(
+        default_factory=list,
+        description="Earlier decision keys the worker still accepts while the key is rotated, JSON, "
+        'e.g. ["old-key"]; the console signs with `decision_key` only.',
+    )
+
+    # --- Review console ----------------------------------------------------------------------
+    console_port: int = Field(6070, ge=1, le=65535, description="Port of `propwatch console`.")
+    console_bind: str = Field("127.0.0.1", description="Address the review console binds.")
+    console_users_file: Path = Field(
+        Path("console-users.json"),
+        description="The console's users: names, roles and argon2 password hashes "
+        "(`propwatch console add-user` writes it).",
+    )
+    console_session_key: SecretStr | None = Field(
+        None,
+        description="Secret that signs the console's session cookies (at least 32 characters); unset: "
+        "a random key per start, so sessions end when the console restarts.",
+    )
+    console_cookie_secure: bool = Field(
+        True,
+        description="Send the session cookie only over HTTPS (set false only for plain-HTTP local use, "
+        "as the demo does).",
+    )
+    console_claim_s: float = Field(
+        300.0, gt=0, description="How long opening an item claims it for its reviewer (seconds)."
+    )
+    console_proxy_user_header: str | None = Field(
+        None,
+        description="Trust this request header (set by an authenticating reverse proxy) as the user "
+        "name, instead of the console's login form; the user must still be in the users file, for "
+        "the role. Unset (the default): only the login form. Set it only when the console is reachable "
+        "through that proxy alone.",
+    )
+
     # --- Worker and web ----------------------------------------------------------------------
     web_port: int = Field(
         6066,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Strict
 
@@ -20,6 +20,9 @@ from streams.records.times import parse_rfc3339
 from streams.safejson import NotJson
 
 DECISION_LIMITS = {"review_id": 256, "decision_id": 256, "supersedes": 256, "reviewer": 256}
+Role = Literal["reviewer", "supervisor"]
+"""Who may decide: a supervisor may also supersede a decision in force. (The console's third
+role, ``auditor``, only reads.)"""
 REASON_MAX_CHARS = 4096
 """Most characters of a decision's ``reason`` and ``override_reason``."""
 
@@ -36,6 +39,10 @@ class DecisionMessage(Record):
     decision_id: str | None = None
     override_reason: str | None = None
     supersedes: str | None = None
+    role: Role | None = None
+    """The reviewer's role when the decision was made (``supervisor`` for a correction)."""
+    signature: str | None = None
+    """:func:`streams.review.signing.sign` of the other fields, when the tool holds the key."""
 
     def as_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True)
