@@ -1,4 +1,5 @@
-"""The worker's Prometheus metrics, in one container built per registry (one per test)."""
+"""Prometheus metrics of the worker, the review console and the sources service, each in one container
+built per registry (one per test)."""
 
 from __future__ import annotations
 
@@ -201,6 +202,179 @@ class Metrics:
             self.end_to_end_seconds.labels(start=start)
         for code in ErrorCode:
             self.dead_lettered.labels(code=str(code))
+
+    def render(self) -> bytes:
+        """The text exposition format, for /metrics."""
+        return generate_latest(self.registry)
+
+
+DECISION_ROLES = ("reviewer", "supervisor")
+"""The console's roles that decide (an auditor only reads)."""
+TIME_TO_DECISION_BUCKETS = (60.0, 300.0, 900.0, 1800.0, 3600.0, 4 * 3600.0, 12 * 3600.0, 86400.0, 3 * 86400.0)
+LOGIN_OUTCOMES = ("success", "failure")
+CONSOLE_REFUSALS = ("csrf", "claimed", "forbidden", "invalid")
+"""Why the console refused a form: a missing or wrong CSRF token, an item claimed by someone
+else, a role that may not do it, a form that does not make a valid decision."""
+
+
+class ConsoleMetrics:
+    """What the review console exports (``propwatch console``, its own /metrics)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.pending_reviews = Gauge(
+            "console_pending_reviews",
+            "Reviews on the review topic with no decision in force (the queue's depth).",
+            namespace=NAMESPACE,
+            registry=r,
+        )
+        self.oldest_pending_review_age = Gauge(
+            "console_oldest_pending_review_age_seconds",
+            "Age of the oldest pending review (since it was queued); 0 when none is pending.",
+            namespace=NAMESPACE,
+            registry=r,
+        )
+        self.claimed_reviews = Gauge(
+            "console_claimed_reviews",
+            "Pending reviews claimed by a reviewer now.",
+            namespace=NAMESPACE,
+            registry=r,
+        )
+        self.decisions = Counter(
+            "console_decisions",
+            "Decisions written by this console, by the decider's role and the outcome.",
+            ["role", "outcome"],
+            namespace=NAMESPACE,
+            registry=r,
+        )
+        self.time_to_decision = Histogram(
+            "console_time_to_decision_seconds",
+            "From a review's queueing to its decision, for decisions written by this console.",
+            namespace=NAMESPACE,
+            registry=r,
+            buckets=TIME_TO_DECISION_BUCKETS,
+        )
+        self.logins = Counter(
+            "console_logins", "Login attempts, by outcome.", ["outcome"], namespace=NAMESPACE, registry=r
+        )
+        self.refused = Counter(
+            "console_refused_forms",
+            "Forms the console refused, by reason.",
+            ["reason"],
+            namespace=NAMESPACE,
+            registry=r,
+        )
+        self.followed_ready = Gauge(
+            "console_followed_ready",
+            "1 when the console has read the review and decisions topics to their end once.",
+            namespace=NAMESPACE,
+            registry=r,
+        )
+        for role in DECISION_ROLES:
+            for outcome in DECISIONS:
+                self.decisions.labels(role=role, outcome=outcome)
+        for outcome in LOGIN_OUTCOMES:
+            self.logins.labels(outcome=outcome)
+        for reason in CONSOLE_REFUSALS:
+            self.refused.labels(reason=reason)
+
+    def render(self) -> bytes:
+        """The text exposition format, for /metrics."""
+        return generate_latest(self.registry)
+
+
+FETCH_ERRORS = (
+    "invalid_url",
+    "robots_disallowed",
+    "connect_error",
+    "timeout",
+    "too_many_redirects",
+    "too_large",
+    "http_status",
+    "invalid_content",
+    "read_error",
+    "produce_error",
+)
+"""Why a source's fetch or read failed (``streams.sources``): the ``reason`` label, a fixed set."""
+FETCH_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+class SourcesMetrics:
+    """What the sources service exports (``propwatch sources run``, its own /metrics). Label
+    ``source`` is a source's name from SOURCES.yml: a set the operator writes and bounds."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.items = Counter(
+            "source_items",
+            "Content items sent to the content topic, by source.",
+            ["source"],
+            namespace=NAMESPACE,
+            registry=r,
+        )
+        self.duplicates = Counter(
+            "source_duplicates",
+            "Items found again (same normalised URL and content hash) and not sent, by source.",
+            ["source"],
+            namespace=NAMESPACE,
+            registry=r,
+        )
+        self.fetch_errors = Counter(
+            "source_fetch_errors",
+            "Failed fetches and reads, by source and reason.",
+            ["source", "reason"],
+            namespace=NAMESPACE,
+            registry=r,
+        )
+        self.fetch_seconds = Histogram(
+            "source_fetch_seconds",
+            "Wall time of one HTTP fetch (a feed, a page, a sitemap, robots.txt), by source.",
+            ["source"],
+            namespace=NAMESPACE,
+            registry=r,
+            buckets=FETCH_BUCKETS,
+        )
+        self.not_modified = Counter(
+            "source_not_modified",
+            "Conditional requests answered 304 Not Modified, by source.",
+            ["source"],
+            namespace=NAMESPACE,
+            registry=r,
+        )
+        self.last_success = Gauge(
+            "source_last_success_timestamp_seconds",
+            "When a source's last pass read it without a failure of the source itself (epoch seconds).",
+            ["source"],
+            namespace=NAMESPACE,
+            registry=r,
+        )
+        self.expected_interval = Gauge(
+            "source_expected_interval_seconds",
+            "How often a source is expected to produce an item (its `expect_items_within`), for the alert.",
+            ["source"],
+            namespace=NAMESPACE,
+            registry=r,
+        )
+        self.last_item = Gauge(
+            "source_last_item_timestamp_seconds",
+            "When a source last sent a new item (epoch seconds); the service's start until it has.",
+            ["source"],
+            namespace=NAMESPACE,
+            registry=r,
+        )
+
+    def declare(self, source: str, expected_interval_s: float, started_at: float) -> None:
+        """Export every series of ``source`` from the start, so that alerts see it."""
+        self.items.labels(source=source)
+        self.duplicates.labels(source=source)
+        self.not_modified.labels(source=source)
+        self.fetch_seconds.labels(source=source)
+        for reason in FETCH_ERRORS:
+            self.fetch_errors.labels(source=source, reason=reason)
+        self.expected_interval.labels(source=source).set(expected_interval_s)
+        self.last_item.labels(source=source).set(started_at)
 
     def render(self) -> bytes:
         """The text exposition format, for /metrics."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
 
 @dataclass(frozen=True)
@@ -24,3 +25,34 @@ class Found:
     """The author as the source names them (the pipeline keeps only an HMAC of it)."""
     metadata: dict[str, str] = field(default_factory=dict)
     """What the source says about where it was found: feed or channel title, WARC record id."""
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A fetch or read that failed, yielded by a connector in place of content. Counted as
+    ``propwatch_source_fetch_errors_total{reason}`` and logged with ``detail``; never raised."""
+
+    reason: str
+    """One of :data:`streams.metrics.FETCH_ERRORS`."""
+    detail: str
+    """What happened, for the log (bounded, printable)."""
+    url: str | None = None
+    fatal: bool = False
+    """True when the source as a whole could not be read (its feed, sitemap, URL list or file):
+    the service retries it with backoff. False for one page or record of it."""
+
+
+@dataclass(frozen=True)
+class Validators:
+    """An HTTP response's cache validators, for the next conditional request of its URL."""
+
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+class ValidatorStore(Protocol):
+    """Where the fetcher keeps each URL's validators between passes (and restarts)."""
+
+    def validators(self, url: str) -> Validators | None: ...
+
+    def remember(self, url: str, validators: Validators) -> None: ...
