@@ -14,8 +14,8 @@ from jsonschema import Draft202012Validator, FormatChecker
 
 from classifiers.base import LABELS
 from streams.records import (
-    Decision,
     DeadLetter,
+    Decision,
     ErrorCode,
     Rejection,
     SourcePosition,
@@ -223,8 +223,8 @@ KID = key_id(KEY)
         "\ud800",
         f"v1:{KID}:{'0' * 63}\ud800",
         f"v1:{KID}:" + "é" * 64,
-        f"v1:{KID}:" + "٠" * 64,
-        f"v1:{'٠' * 16}:{'0' * 64}",
+        f"v1:{KID}:" + "\u0660" * 64,
+        "v1:" + "\u0660" * 16 + ":" + "0" * 64,
         "v1:" + "\x00" * 16 + ":" + "0" * 64,
         "<script>alert(1)</script>",
     ],
