@@ -171,7 +171,9 @@ class Settings(BaseSettings):
     decision_previous_keys: list[SecretStr] = Field(
         default_factory=list,
         description="Earlier decision keys the worker still accepts while the key is rotated, JSON, "
-        'e.g. ["old-key"]; the console signs with `decision_key` only.',
+        'e.g. ["old-key"]; the console signs with `decision_key` only. Only with `decision_key`; keep a '
+        "retired key while reviews that decisions signed with it decided are on the review topic: a "
+        "worker that starts forgets decisions whose key it no longer holds.",
     )
 
     # --- Review console ----------------------------------------------------------------------

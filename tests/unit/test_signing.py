@@ -132,6 +132,7 @@ def _good() -> str:
         lambda: _good() + "\n",
         lambda: _good().replace(":", ";"),
     ],
+    ids=["version-only", "v2", "upper-case", "short", "long", "extra-part", "space", "newline", "semicolons"],
 )
 def test_a_malformed_signature_is_unsigned(malformed: Any) -> None:
     assert "not of the form" in unsigned(parse({**fields(), "signature": malformed()}))
@@ -277,6 +278,7 @@ def real(rv: dict[str, Any], **extra: Any) -> dict[str, Any]:
         lambda rv: signed(fields(rv["review_id"], decision_id="forged"), b"a guessed key"),
         lambda rv: {**fields(rv["review_id"], decision_id="forged"), "signature": real(rv)["signature"]},
     ],
+    ids=["unsigned", "unsigned-with-the-real-id", "another-key", "a-copied-signature"],
 )
 def test_a_forged_first_decision_never_blocks_the_signed_one(forged: Any) -> None:
     """Forged, then the real decision: the forgery is dead-lettered and never in force, so the
