@@ -109,12 +109,11 @@ def parse_decision(
     data = safejson.parse_object(raw)
     if isinstance(data, NotJson):
         return reject(f"decision is {data.message}")
+    review_id = safe_id(data.get("review_id"), DECISION_LIMITS["review_id"])
     if keys:
         unsigned = signing.verify(data, data.get("signature"), keys)
         if unsigned is not None:
-            review_id = safe_id(data.get("review_id"), DECISION_LIMITS["review_id"])
             return reject(unsigned, review_id, ErrorCode.UNSIGNED_DECISION)
-    review_id = safe_id(data.get("review_id"), DECISION_LIMITS["review_id"])
     if review_id is None:
         return reject(
             f"field 'review_id' must be a non-empty string of at most {DECISION_LIMITS['review_id']} "
