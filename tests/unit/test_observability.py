@@ -561,7 +561,9 @@ def test_dashboard_expressions_use_exported_metrics_only() -> None:
         unknown = names - allowed_metric_names(job)
         assert not unknown, f"{title}/{ref} names metrics job {job!r} does not export: {sorted(unknown)}"
         if job == CONSOLE_JOB:  # $instance lists the workers
-            assert "$instance" not in expr, f"{title}/{ref}: the Worker selector does not apply to the console"
+            assert "$instance" not in expr, (
+                f"{title}/{ref}: the Worker selector does not apply to the console"
+            )
 
 
 def test_dashboard_variables_are_defined() -> None:
