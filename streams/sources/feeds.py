@@ -45,30 +45,41 @@ async def read_feed(
         return
     if isinstance(fetched, NotModified):
         return
-    parsed = await asyncio.to_thread(_parse, fetched)
-    entries = parsed.get("entries") or []
-    if parsed.get("bozo"):
-        problem = _problem(parsed)
-        if not entries and not parsed.get("version"):
-            yield Failure("invalid_content", f"not a feed: {problem}", url=fetched.url, fatal=True)
-            return
-        log.info(
-            "feed %s is malformed but readable (%s); %d entries used", fetched.url, problem, len(entries)
-        )
-    feed = parsed.get("feed") or {}
-    metadata = {"source": source}
-    feed_title = clean_field(feed.get("title"), TITLE_MAX_CHARS)
-    if feed_title:
-        metadata["feed_title"] = feed_title
-    for entry in entries:
-        found = _entry_found(entry, fetched.url, metadata)
-        if found is None:
-            continue
+    entries = await asyncio.to_thread(_entries_of, fetched, source=source)
+    if isinstance(entries, Failure):
+        yield entries
+        return
+    for found in entries:
         if fetch_pages and found.url is not None:
             async for item in _with_page(fetcher, found, source=source):
                 yield item
         else:
             yield found
+
+
+def _entries_of(fetched: Fetched, *, source: str) -> list[Found] | Failure:
+    """The entries of a fetched feed (CPU-bound: run it in a thread), or the fatal
+    ``invalid_content`` failure of what is not a feed. A malformed feed that still gives entries
+    (feedparser's "bozo") gives them, and is logged."""
+    try:
+        parsed = _parse(fetched)
+    except Exception as exc:  # feedparser is defensive; should it still fail, the feed is unreadable
+        log.warning("feedparser failed on %s: %s", fetched.url, type(exc).__name__)
+        why = f"feed not parsed: {type(exc).__name__}"
+        return Failure("invalid_content", why, url=fetched.url, fatal=True)
+    entries = parsed.get("entries") or []
+    if parsed.get("bozo"):
+        problem = _problem(parsed)
+        if not entries and not parsed.get("version"):
+            return Failure("invalid_content", f"not a feed: {problem}", url=fetched.url, fatal=True)
+        log.info("feed %s is malformed but readable (%s): %d entries", fetched.url, problem, len(entries))
+    feed = parsed.get("feed") or {}
+    metadata = {"source": source}
+    feed_title = clean_field(feed.get("title"), TITLE_MAX_CHARS)
+    if feed_title:
+        metadata["feed_title"] = feed_title
+    found = (_entry_found(entry, fetched.url, metadata) for entry in entries)
+    return [each for each in found if each is not None]
 
 
 def _parse(fetched: Fetched) -> Any:
