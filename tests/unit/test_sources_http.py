@@ -470,13 +470,18 @@ async def test_the_per_host_delay_separates_requests(server: HTTPServer) -> None
 # -- feeds ----------------------------------------------------------------------------------------
 
 
-async def test_an_rss_feed_gives_one_item_per_entry(server: HTTPServer) -> None:
+async def feed_items(
+    server: HTTPServer, body: bytes | str, content_type: str, status: int = 200
+) -> list[Found | Failure]:
+    """What read_feed gives for a feed served with ``content_type`` (robots.txt: none)."""
     robots(server)
-    server.expect_request("/feed.rss").respond_with_data(
-        fixture("feed.rss"), content_type="application/rss+xml"
-    )
+    server.expect_request("/feed").respond_with_data(body, status=status, content_type=content_type)
     async with Fetcher(policy()) as fetcher:
-        items = await collect(read_feed(fetcher, server.url_for("/feed.rss"), source=SOURCE))
+        return await collect(read_feed(fetcher, server.url_for("/feed"), source=SOURCE))
+
+
+async def test_an_rss_feed_gives_one_item_per_entry(server: HTTPServer) -> None:
+    items = await feed_items(server, fixture("feed.rss"), "application/rss+xml")
     first, second = items
     assert isinstance(first, Found) and isinstance(second, Found)
     assert first.text == "Harbour reopens after repairs\n\nThe harbour of Example Town reopened on Tuesday."
@@ -490,12 +495,7 @@ async def test_an_rss_feed_gives_one_item_per_entry(server: HTTPServer) -> None:
 
 
 async def test_an_atom_entry_uses_its_fuller_content(server: HTTPServer) -> None:
-    robots(server)
-    server.expect_request("/feed.atom").respond_with_data(
-        fixture("feed.atom"), content_type="application/atom+xml"
-    )
-    async with Fetcher(policy()) as fetcher:
-        (item,) = await collect(read_feed(fetcher, server.url_for("/feed.atom"), source=SOURCE))
+    (item,) = await feed_items(server, fixture("feed.atom"), "application/atom+xml")
     assert isinstance(item, Found)
     assert item.text == (
         "Fog over the bay\n\nFog lasted three days over Example Bay.\nThe ferry waited in port until Sunday."
@@ -517,50 +517,31 @@ async def test_an_atom_entry_uses_its_fuller_content(server: HTTPServer) -> None
 async def test_a_feed_in_a_legacy_encoding_is_decoded_right(
     server: HTTPServer, name: str, content_type: str, expected: str
 ) -> None:
-    robots(server)
-    server.expect_request("/feed").respond_with_data(fixture(name), content_type=content_type)
-    async with Fetcher(policy()) as fetcher:
-        (item,) = await collect(read_feed(fetcher, server.url_for("/feed"), source=SOURCE))
+    (item,) = await feed_items(server, fixture(name), content_type)
     assert isinstance(item, Found) and item.text.startswith(expected + "\n\n")
     assert "\ufffd" not in item.text
 
 
 @pytest.mark.parametrize("name", ["feed_broken.xml"])
 async def test_what_is_not_a_feed_is_a_fatal_failure(server: HTTPServer, name: str) -> None:
-    robots(server)
-    server.expect_request("/feed").respond_with_data(fixture(name), content_type="text/html")
-    async with Fetcher(policy()) as fetcher:
-        items = await collect(read_feed(fetcher, server.url_for("/feed"), source=SOURCE))
+    items = await feed_items(server, fixture(name), "text/html")
     assert len(items) == 1
     assert isinstance(items[0], Failure) and items[0].reason == "invalid_content" and items[0].fatal
 
 
 async def test_a_feed_that_cannot_be_fetched_is_a_fatal_failure(server: HTTPServer) -> None:
-    robots(server)
-    server.expect_request("/feed").respond_with_data("", status=500)
-    async with Fetcher(policy()) as fetcher:
-        (item,) = await collect(read_feed(fetcher, server.url_for("/feed"), source=SOURCE))
+    (item,) = await feed_items(server, "", "text/plain", status=500)
     assert isinstance(item, Failure) and (item.reason, item.fatal) == ("http_status", True)
 
 
 async def test_a_malformed_but_readable_feed_gives_its_entries(server: HTTPServer) -> None:
-    robots(server)
-    server.expect_request("/feed").respond_with_data(
-        fixture("feed_bozo.rss"), content_type="application/rss+xml"
-    )
-    async with Fetcher(policy()) as fetcher:
-        (item,) = await collect(read_feed(fetcher, server.url_for("/feed"), source=SOURCE))
+    (item,) = await feed_items(server, fixture("feed_bozo.rss"), "application/rss+xml")
     assert isinstance(item, Found) and item.url == "https://courier.example/news/bridge"
     assert item.text.startswith("Bridge repainted\n\nThe old bridge was repainted green")
 
 
 async def test_an_entity_expansion_feed_expands_nothing(server: HTTPServer) -> None:
-    robots(server)
-    server.expect_request("/feed").respond_with_data(
-        fixture("feed_laughs.rss"), content_type="application/xml"
-    )
-    async with Fetcher(policy()) as fetcher:
-        items = await collect(read_feed(fetcher, server.url_for("/feed"), source=SOURCE))
+    items = await feed_items(server, fixture("feed_laughs.rss"), "application/xml")
     for item in items:
         if isinstance(item, Found):
             assert "lollol" not in item.text and len(item.text) < 200
