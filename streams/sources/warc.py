@@ -148,7 +148,10 @@ def _page(record: ArcWarcRecord, max_bytes: int) -> Found | Failure | None:
 
 
 def _media_type(content_type: str) -> tuple[str, str | None]:
-    """The media type (lowercase) and the charset parameter of a Content-Type header."""
+    """The media type (lowercase) and the charset parameter of a Content-Type header; none when
+    there is no header (no guessing what an unlabelled payload is)."""
+    if not content_type.strip():
+        return "", None
     header = Message()
     header["Content-Type"] = content_type[:1000]
     charset = header.get_param("charset")

@@ -3,6 +3,8 @@ on hostile files built here: every problem a Failure, never an exception."""
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,13 +13,21 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from warcio.warcwriter import WARCWriter
 
+from streams import safejson
+from streams.metrics import FETCH_ERRORS
 from streams.sources.base import Failure, Found
 from streams.sources.exports import read_discord_export, read_telegram_export, telegram_username
+from streams.sources.warc import read_warc
+from tests import hostile
+from tests.fixtures.sources import make_warc
+from tests.fixtures.sources.make_warc import response
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "sources"
 TELEGRAM = FIXTURES / "telegram" / "result.json"
 DISCORD = FIXTURES / "discord" / "export.json"
+WARC = FIXTURES / "capture.warc.gz"
 
 
 def _write(tmp_path: Path, content: bytes | str | Any, name: str = "export.json") -> Path:
@@ -322,40 +332,243 @@ def test_a_missing_file_or_a_folder_is_a_read_error(tmp_path: Path, reader: str)
         assert failure.reason == "read_error"
 
 
-JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
-    ),
-    max_leaves=20,
+ENTITY = st.fixed_dictionaries({"type": hostile.texts, "text": hostile.texts})
+AUTHOR = hostile.records({"name": hostile.texts, "discriminator": st.sampled_from(["0", "0000", "1234"])})
+EMBED = hostile.records({"title": hostile.texts, "description": hostile.texts})
+TELEGRAM_MESSAGES = hostile.records(
+    {
+        "id": st.integers(1, 10**6),
+        "type": st.sampled_from(["message", "service"]),
+        "text": hostile.texts | st.lists(hostile.texts | ENTITY, max_size=4),
+        "date_unixtime": st.integers(-(10**12), 10**13).map(str),
+        "date": hostile.timestamps,
+        "from": hostile.texts,
+        "author": hostile.texts,
+        "forwarded_from": hostile.texts,
+    },
+    keys=("type", "id"),
 )
-MESSAGE_KEYS = [
-    "id",
-    "type",
-    "text",
-    "content",
-    "date",
-    "date_unixtime",
-    "timestamp",
-    "from",
-    "author",
-    "embeds",
-]
-MESSAGES = st.lists(
-    st.dictionaries(st.sampled_from(MESSAGE_KEYS), JSON_VALUES | st.sampled_from(["message", "Default", "1"]))
-    | JSON_VALUES,
-    max_size=5,
+DISCORD_MESSAGES = hostile.records(
+    {
+        "id": st.integers(0, 2**70).map(str),
+        "type": st.sampled_from(["Default", "Reply", "GuildMemberJoin"]),
+        "content": hostile.texts,
+        "timestamp": hostile.timestamps,
+        "author": AUTHOR,
+        "embeds": st.lists(EMBED, max_size=3),
+    },
+    keys=("type", "id"),
 )
+EXPORTS = st.fixed_dictionaries(
+    {
+        "name": hostile.texts,
+        "guild": hostile.records({"id": st.sampled_from(["0", "1"]), "name": hostile.texts}, keys=("id",)),
+        "channel": hostile.records({"id": st.just("2"), "name": hostile.texts}, keys=("id",)),
+        "messages": st.lists(TELEGRAM_MESSAGES | DISCORD_MESSAGES | hostile.values, max_size=5),
+    }
+)
+
+
+def _check(results: list[Found | Failure]) -> None:
+    for result in results:
+        if isinstance(result, Found):
+            assert result.text.strip() and not safejson.lone_surrogate(result.text)
+            assert result.published_at is None or result.published_at.tzinfo is not None
+            assert all(isinstance(v, str) for v in result.metadata.values())
+        else:
+            assert isinstance(result, Failure) and result.reason in FETCH_ERRORS
+            assert len(result.detail) <= 300
+    assert all(not r.fatal for r in results[:-1] if isinstance(r, Failure))
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(messages=MESSAGES, guild=JSON_VALUES)
-def test_any_json_gives_found_items_or_failures(tmp_path: Path, messages: list[Any], guild: Any) -> None:
-    export = {**_discord(messages), "guild": {"id": "1"} if guild is None else guild}
+@given(export=EXPORTS)
+def test_any_export_gives_found_items_or_failures(tmp_path: Path, export: dict[str, Any]) -> None:
     path = _write(tmp_path, export)
     for reader in READERS.values():
-        for result in reader(path):
-            assert isinstance(result, Found | Failure)
-            if isinstance(result, Found):
-                assert isinstance(result.text, str) and result.text.strip()
-                assert all(isinstance(v, str) for v in result.metadata.values())
+        _check(list(reader(path)))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(raw=hostile.raw_values(EXPORTS))
+def test_any_bytes_give_found_items_or_failures(tmp_path: Path, raw: bytes | None) -> None:
+    path = _write(tmp_path, raw or b"")
+    for reader in READERS.values():
+        _check(list(reader(path)))
+
+
+# WARC
+
+
+def _records(
+    tmp_path: Path, *responses: tuple[str, bytes, list[tuple[str, str]]], compressed: bool = True
+) -> Path:
+    """A WARC file of HTTP responses: (url, body as sent, headers)."""
+    out = io.BytesIO()
+    writer = WARCWriter(out, gzip=compressed)
+    for number, (url, body, headers) in enumerate(responses, 1):
+        response(writer, url, body, headers, number)
+    return _write(tmp_path, out.getvalue(), "records.warc.gz" if compressed else "records.warc")
+
+
+def _summary(results: list[Found | Failure]) -> list[tuple[str, str | None, bool]]:
+    return [
+        ("found", r.url, False) if isinstance(r, Found) else (r.reason, r.detail, r.fatal) for r in results
+    ]
+
+
+def test_the_fixture_is_what_make_warc_writes() -> None:
+    out = io.BytesIO()
+    make_warc.write(out)
+    assert out.getvalue() == WARC.read_bytes()
+    assert WARC.stat().st_size < 50_000
+
+
+def test_warc_gives_its_html_and_text_pages() -> None:
+    found = list(read_warc(WARC))
+    assert all(isinstance(item, Found) for item in found)
+    news, statement, story, note = found
+    # chunked and gzip-encoded; the URL normalised (the tracking parameter dropped)
+    assert news.url == "https://gazette.example/local/library-study-rooms"
+    assert news.platform == "gazette.example"
+    assert "four study rooms open until midnight" in news.text
+    assert "Home" not in news.text  # the page's main text, not its navigation
+    assert news.published_at == datetime(2024, 5, 2, 8, 30, tzinfo=UTC)  # the page's date, not the capture's
+    assert news.metadata == {
+        "title": "Harbour Town library opens late-night study rooms",
+        "warc_date": "2024-05-06T07:08:09Z",
+        "warc_record_id": "<urn:uuid:00000000-0000-4000-8000-000000000002>",
+    }
+    assert (statement.url, statement.published_at) == ("https://kestrel.example/verklaring", None)
+    assert "roept alle sympathisanten op" in statement.text
+    # text/plain in windows-1252, as its header says
+    assert story.url == "http://exit-help.example/verhaal.txt"
+    assert story.text.startswith("Waarom ik de Kestrel Column verliet") and "Café De Haven" in story.text
+    assert story.metadata["warc_record_id"] == "<urn:uuid:00000000-0000-4000-8000-000000000004>"
+    # a resource record; request, metadata, revisit, 404, image and DNS records are skipped
+    assert (note.url, note.platform) == ("https://forum.example/board/notes", "forum.example")
+
+
+def test_an_uncompressed_warc_gives_the_same_pages(tmp_path: Path) -> None:
+    out = io.BytesIO()
+    make_warc.write(out, compressed=False)
+    path = _write(tmp_path, out.getvalue(), "capture.warc")
+    assert list(read_warc(path)) == list(read_warc(WARC))
+
+
+@pytest.mark.parametrize("compressed", [True, False])
+@pytest.mark.parametrize("fraction", [0.1, 0.3, 0.5, 0.7, 0.9])
+def test_a_cut_short_warc_gives_what_it_holds_then_a_fatal_failure(
+    tmp_path: Path, compressed: bool, fraction: float
+) -> None:
+    out = io.BytesIO()
+    make_warc.write(out, compressed=compressed)
+    whole = out.getvalue()
+    path = _write(tmp_path, whole[: int(len(whole) * fraction)], "cut.warc.gz" if compressed else "cut.warc")
+    *found, failure = read_warc(path)
+    assert isinstance(failure, Failure) and failure.fatal and failure.reason == "read_error", failure
+    assert found == list(read_warc(WARC))[: len(found)]
+
+
+def test_a_corrupt_member_ends_the_file_after_the_records_before_it(tmp_path: Path) -> None:
+    data = bytearray(WARC.read_bytes())
+    data[1_700:1_800] = bytes(100)  # inside the fourth record's gzip member
+    *found, failure = read_warc(_write(tmp_path, bytes(data), "corrupt.warc.gz"))
+    assert [item.url for item in found] == ["https://gazette.example/local/library-study-rooms"]
+    assert isinstance(failure, Failure) and failure.fatal
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"hello world\nthis is not a WARC file\n",
+        bytes(range(256)) * 4,
+        b'{"messages": []}',
+        gzip.compress(b"not a WARC either\n" * 10),
+    ],
+)
+def test_a_file_that_is_no_warc_is_one_fatal_failure(tmp_path: Path, content: bytes) -> None:
+    failure = _fatal(list(read_warc(_write(tmp_path, content, "x.warc.gz"))))
+    assert failure.reason == "invalid_content"
+    assert len(failure.detail) <= 300
+
+
+def test_a_warc_gzipped_whole_is_refused_with_the_reason(tmp_path: Path) -> None:
+    out = io.BytesIO()
+    make_warc.write(out, compressed=False)
+    *_, failure = read_warc(_write(tmp_path, gzip.compress(out.getvalue()), "whole.warc.gz"))
+    assert isinstance(failure, Failure) and failure.fatal
+    assert "non-chunked gzip" in failure.detail
+
+
+def test_a_missing_warc_or_a_folder_is_a_read_error(tmp_path: Path) -> None:
+    for path in (tmp_path / "missing.warc.gz", tmp_path):
+        assert _fatal(list(read_warc(path))).reason == "read_error"
+
+
+def test_an_empty_file_holds_nothing(tmp_path: Path) -> None:
+    assert list(read_warc(_write(tmp_path, b"", "empty.warc"))) == []
+
+
+PAGE = "<html><body><article><p>" + "A quiet week at the harbour market, with fresh fish and bread. " * 8
+PAGE += "</p></article></body></html>"
+
+
+def test_a_record_over_the_cap_is_a_failure_and_reading_goes_on(tmp_path: Path) -> None:
+    html = [("Content-Type", "text/html; charset=utf-8")]
+    bomb = gzip.compress(bytes(64 * 2**20))  # 64 MiB of zeros in 64 KiB
+    path = _records(
+        tmp_path,
+        ("https://big.example/page", PAGE.encode() * 10, html),
+        ("https://bomb.example/page", bomb, [*html, ("Content-Encoding", "gzip")]),
+        ("https://small.example/page", PAGE.encode(), html),
+    )
+    results = list(read_warc(path, max_record_bytes=4_096))
+    assert _summary(results)[:2] == [
+        ("too_large", "https://big.example/page: payload over 4096 bytes", False),
+        ("too_large", "https://bomb.example/page: payload over 4096 bytes", False),
+    ]
+    assert isinstance(results[2], Found) and results[2].url == "https://small.example/page"
+    assert len(results) == 3
+
+
+def test_records_without_a_page_are_skipped(tmp_path: Path) -> None:
+    path = _records(
+        tmp_path,
+        ("https://a.example/empty", b"<html><body></body></html>", [("Content-Type", "text/html")]),
+        ("https://a.example/blank", b"  \n\t ", [("Content-Type", "text/plain")]),
+        ("https://a.example/data", b'{"a": 1}', [("Content-Type", "application/json")]),
+        ("https://a.example/none", b"text without a type", []),
+        ("https://a.example/text", b"Plain words.", [("Content-Type", "TEXT/PLAIN; Charset=rot13")]),
+    )
+    results = list(read_warc(path))
+    assert _summary(results) == [("found", "https://a.example/text", False)]
+    assert results[0].text == "Plain words."  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "text"),
+    [
+        ("Zürich café".encode(), "text/plain", "Zürich café"),
+        ("Zürich café".encode("windows-1252"), "text/plain", "Zürich café"),
+        ("Zürich café".encode("utf-16"), "text/plain", "Zürich café"),
+        ("Zürich café".encode("iso-8859-1"), "text/plain; charset=x-no-such-charset", "Zürich café"),
+        ("Zürich café".encode(), 'text/plain; charset="utf-8"', "Zürich café"),
+        ("مرحبا بالعالم".encode("cp1256"), "text/plain; charset=windows-1256", "مرحبا بالعالم"),
+        (b"\x80\x81 not text", "text/plain; charset=utf-8", "\ufffd\ufffd not text"),
+    ],
+)
+def test_plain_text_is_decoded_as_its_header_says(
+    tmp_path: Path, body: bytes, content_type: str, text: str
+) -> None:
+    (item,) = read_warc(_records(tmp_path, ("https://a.example/t", body, [("Content-Type", content_type)])))
+    assert isinstance(item, Found) and item.text == text
+
+
+def test_a_record_with_a_length_that_is_no_number_ends_the_file(tmp_path: Path) -> None:
+    out = io.BytesIO()
+    make_warc.write(out, compressed=False)
+    data = out.getvalue().replace(b"Content-Length: 432\r\n", b"Content-Length: x32\r\n")
+    *found, failure = read_warc(_write(tmp_path, data, "bad.warc"))
+    assert len(found) == 2
+    assert isinstance(failure, Failure) and failure.fatal
