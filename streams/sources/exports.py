@@ -6,7 +6,8 @@ An export is a file an adversary may have shaped (a channel's admins write its m
 file passes through hands): it is read within a size cap, parsed by :mod:`streams.safejson`
 (bounded nesting and numbers), and checked field by field. A file that is not an export is one
 fatal :class:`~streams.sources.base.Failure`; a malformed message is a Failure of its own and
-reading goes on. Nothing raises.
+reading goes on. Nothing raises. Parsing a large export takes a while: read it in a thread from
+async code.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def read_telegram_export(
                 "invalid_url", detail(f"not a Telegram channel address: {channel_url!r}"), fatal=True
             )
             return
-    export = _load(path, max_bytes, "messages")
+    export = _load(path, max_bytes)
     if isinstance(export, Failure):
         yield export
         return
@@ -87,7 +88,7 @@ def read_discord_export(
     guild); system messages (joins, pins, calls) are skipped. ``author`` is the account's user name;
     ``metadata`` holds the server's, the category's and the channel's names and the message id.
     """
-    export = _load(path, max_bytes, "messages")
+    export = _load(path, max_bytes)
     if isinstance(export, Failure):
         yield export
         return
@@ -114,7 +115,8 @@ def read_discord_export(
     yield from _each(export["messages"], lambda message: _discord(message, url, metadata))
 
 
-def _load(path: str | os.PathLike[str], max_bytes: int, messages: str) -> dict[str, Any] | Failure:
+def _load(path: str | os.PathLike[str], max_bytes: int) -> dict[str, Any] | Failure:
+    """The export's top-level object, with its ``messages`` array, or a fatal Failure."""
     raw = read_bounded(path, max_bytes)
     if isinstance(raw, Failure):
         return raw
@@ -125,8 +127,8 @@ def _load(path: str | os.PathLike[str], max_bytes: int, messages: str) -> dict[s
         return Failure(
             "invalid_content", f"a JSON {json_type(export)}, expected an export object", fatal=True
         )
-    if not isinstance(export.get(messages), list):
-        return Failure("invalid_content", f"not an export of one chat: no {messages!r} array", fatal=True)
+    if not isinstance(export.get("messages"), list):
+        return Failure("invalid_content", "not an export of one chat: no 'messages' array", fatal=True)
     return export
 
 

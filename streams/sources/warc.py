@@ -52,7 +52,7 @@ def read_warc(
 
     ``url`` is the record's target URI (normalised), ``published_at`` the page's own date (never
     the capture's), ``metadata`` the capture's ``warc_date`` and ``warc_record_id`` (and the page's
-    ``title``)."""
+    ``title``). CPU-bound (each HTML page is extracted): iterate it in a thread from async code."""
     name = Path(path).name
     try:
         handle = open(path, "rb")
