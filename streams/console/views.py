@@ -51,7 +51,7 @@ def page(request: web.Request, name: str, status: int = 200, **context: Any) -> 
 def refuse(request: web.Request, reason: str, status: int, message: str) -> web.Response:
     """A refused form: counted (``propwatch_console_refused_forms_total{reason}``) and explained."""
     request.app[CONSOLE].metrics.refused.labels(reason=reason).inc()
-    return page(request, "error.html", status, message=message, status=status)
+    return page(request, "error.html", status, message=message, code=status)
 
 
 def _user(request: web.Request) -> User:
@@ -167,9 +167,7 @@ def _item_page(
     state = console.state
     review = state.review(review_id)
     if review is None:
-        return page(
-            request, "error.html", 404, message="No pending or decided review has this id.", status=404
-        )
+        return page(request, "error.html", 404, message="No pending or decided review has this id.", code=404)
     current = state.current(review)
     pending = state.is_pending(review)
     awaiting = review_id in state.sent
@@ -262,7 +260,7 @@ async def decide(request: web.Request) -> web.StreamResponse:
             "error.html",
             503,
             message="The decision could not be written to the decisions topic. It was not sent: try again.",
-            status=503,
+            code=503,
         )
     console.claims.release(review_id, user.name)
     console.metrics.decisions.labels(role=user.role, outcome=form.decision).inc()
