@@ -175,6 +175,7 @@ def build_app(
                 state.apply_review,
                 invalid_code=ErrorCode.INVALID_REVIEW_RECORD,
                 metrics=metrics,
+                keep_invalid=False,  # the console dead-letters nothing: it counts and skips
             ),
             TopicFollower(
                 settings,
@@ -183,6 +184,7 @@ def build_app(
                 invalid_code=ErrorCode.INVALID_DECISION,
                 metrics=metrics,
                 partitions=DECISIONS.partitions,
+                keep_invalid=False,
             ),
         ]
     metrics.pending_reviews.set_function(lambda: len(state.pending()))
@@ -230,6 +232,7 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        console.passwords.shutdown(wait=False, cancel_futures=True)
         close = getattr(console.sender, "close", None)
         if close is not None:
             with contextlib.suppress(Exception):

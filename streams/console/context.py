@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -17,6 +18,8 @@ from .decide import DecisionSender
 from .sessions import Session, Sessions
 from .state import ConsoleState
 from .users import User, Users
+
+PASSWORD_THREADS = 2
 
 
 @dataclass
@@ -34,6 +37,13 @@ class Console:
     decision_key: bytes | None
     """Signs every decision when set (``PROPWATCH_DECISION_KEY``)."""
     followers: list[TopicFollower] = field(default_factory=list)
+    passwords: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(
+            PASSWORD_THREADS, thread_name_prefix="propwatch-console-login"
+        )
+    )
+    """Where logins verify passwords: argon2 takes 64 MiB and tens of milliseconds a check, so
+    at most :data:`PASSWORD_THREADS` at a time, whatever a flood of login attempts asks."""
 
     @property
     def ready(self) -> bool:

@@ -9,20 +9,10 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from streams.reporting.render import duration
+
 TEXT_SHOWN_CHARS = 20_000
 """Most characters of an item's text on its page (the rest is cut, and the page says so)."""
-
-
-def age(seconds: float) -> str:
-    """``42 s``, ``7 min``, ``3 h 05 min``, ``2 d 4 h``."""
-    s = int(max(0.0, seconds))
-    if s < 60:
-        return f"{s} s"
-    if s < 3600:
-        return f"{s // 60} min"
-    if s < 86400:
-        return f"{s // 3600} h {s % 3600 // 60:02d} min"
-    return f"{s // 86400} d {s % 86400 // 3600} h"
 
 
 def clip(value: object, limit: int = 80) -> str:
@@ -51,7 +41,7 @@ def environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(age=age, clip=clip, href=href)
+    env.filters.update(age=lambda seconds: duration(max(0.0, seconds)), clip=clip, href=href)
     env.globals.update(TEXT_SHOWN_CHARS=TEXT_SHOWN_CHARS)
     return env
 

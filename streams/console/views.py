@@ -79,7 +79,9 @@ async def login(request: web.Request) -> web.StreamResponse:
     name = name if isinstance(name, str) else ""
     password = password if isinstance(password, str) else ""
     # One argon2 verification whatever the name (an unknown one is checked against a dummy hash).
-    user = await asyncio.get_running_loop().run_in_executor(None, console.users.authenticate, name, password)
+    user = await asyncio.get_running_loop().run_in_executor(
+        console.passwords, console.users.authenticate, name, password
+    )
     if user is None:
         console.metrics.logins.labels(outcome="failure").inc()
         log.info(

@@ -83,6 +83,7 @@ class TopicFollower:
         invalid_code: ErrorCode,
         metrics: FollowerMetrics,
         partitions: int | None = None,
+        keep_invalid: bool = True,
     ) -> None:
         self.settings = settings
         self.short_name = short_name
@@ -94,7 +95,9 @@ class TopicFollower:
         """The partition count the topic must have (the decisions topic: one); else an error is logged."""
         self.ready = asyncio.Event()
         """Set once everything the topic held when the worker started has been applied."""
-        self.invalid: deque[Invalid] = deque(maxlen=INVALID_KEPT)
+        self.invalid: deque[Invalid] = deque(maxlen=INVALID_KEPT if keep_invalid else 0)
+        """The invalid records kept for :class:`Warden` (none when ``keep_invalid`` is false: a
+        reader that dead-letters nothing, such as the review console, only counts them)."""
         self.skipped = 0
         self._consumer: AIOKafkaConsumer | None = None
         self._positions: dict[TopicPartition, int] = {}

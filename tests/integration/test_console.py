@@ -13,6 +13,7 @@ import urllib.request
 
 from streams.dev.console_process import ConsoleProcess
 from streams.io import produce_lines
+from streams.kafka.producer import Producer
 from streams.review.signing import verify
 from tests.integration.conftest import Deployment
 from tests.integration.test_review import REVIEW_ALL, TEXTS, post
@@ -51,11 +52,16 @@ def queued(page: str) -> set[str]:
 
 def test_a_reviewer_decides_in_the_console_and_the_worker_refers(deployment: Deployment) -> None:
     deployment.start_worker(**REVIEW_ALL, PROPWATCH_DECISION_KEY=KEY)
+    with Producer(deployment.settings) as producer:  # hostile records the console skips and counts
+        producer.send(deployment.topic("review"), b'{"review_id": "<script>forged</script>"}')
+        producer.flush()
+    deployment.send("decisions", [{"review_id": "no-such-review", "decision": "approve", "reviewer": "ria"}])
     console = deployment.start_console(
         {"ria": ("reviewer", "a long pass phrase")}, PROPWATCH_DECISION_KEY=KEY
     )
     produce_lines(deployment.settings, [post(i, text) for i, text in enumerate(TEXTS[:2])])
-    reviews = {r["item_id"]: r["review_id"] for _, r in deployment.read_outputs(expected=2)["review"]}
+    records = deployment.read_outputs(expected=0, ids={"rv-0", "rv-1"}, topics=("review",))["review"]
+    reviews = {r["item_id"]: r["review_id"] for _, r in records if "item_id" in r}
 
     ria = Visitor(console)
     assert "login-form" in ria.get("/queue"), "not logged in: the login page"
@@ -87,14 +93,18 @@ def test_a_reviewer_decides_in_the_console_and_the_worker_refers(deployment: Dep
     [(key, cleared)] = out["cleared"]
     assert key == "rv-1" and cleared["review"]["reason"] == "traffic news"
 
-    decisions = deployment.read_outputs(expected=2, topics=("decisions",))["decisions"]
-    for _, decision in decisions:
+    decisions = deployment.read_outputs(expected=3, topics=("decisions",))["decisions"]
+    ours = [d for _, d in decisions if d["review_id"] in reviews.values()]
+    assert len(ours) == 2
+    for decision in ours:
         assert decision["role"] == "reviewer"
         assert verify(decision, decision["signature"], [KEY.encode()]) is None
     with urllib.request.urlopen(f"{console.url}/metrics", timeout=10) as response:
         metrics = response.read().decode()
     assert 'propwatch_console_decisions_total{outcome="approve",role="reviewer"} 1.0' in metrics
     assert "propwatch_console_pending_reviews 0.0" in metrics
+    assert 'propwatch_console_followed_invalid_records_total{topic="review"} 1.0' in metrics
+    assert 'propwatch_console_followed_invalid_records_total{topic="decisions"} 1.0' in metrics, "unsigned"
     deadline = time.monotonic() + 30
     while (health := json.loads(ria.get("/health")))["decisions"] < 2 and time.monotonic() < deadline:
         time.sleep(0.5)  # the console reads its decisions back

@@ -502,3 +502,27 @@ async def test_the_audit_shows_each_reviewer_their_own_and_a_supervisor_everyone
     ]
     assert lines[1]["reason"] == '=HYPERLINK("http://x.test")', "JSON Lines keep the value as it is"
     assert len(data) == 2
+
+
+async def test_a_trusted_proxy_header_names_the_user_and_turns_the_login_form_off(tmp_path: Path) -> None:
+    async with desk(tmp_path, console_proxy_user_header="X-Remote-User") as console:
+        console.add_reviews(rv := record("rv-1"))
+        async with console.browser() as visitor:
+            assert (await visitor.get("/queue"))[0] == 303, "no header: no user"
+            status, page = await visitor.get("/queue", headers={"X-Remote-User": "mallory"})
+            assert status == 303, "a name that is not in the users file: no user"
+            _, page = await visitor.get("/login")
+            assert 'id="login-proxy"' in page and 'id="login-form"' not in page
+            refused = await visitor.post("/login", {"username": "ria", "password": "correct horse ria"})
+            assert refused.status == 403
+            status, page = await visitor.get(f"/item/{rv['review_id']}", headers={"X-Remote-User": "ria"})
+            assert status == 200 and "You hold this item" in page and 'id="logout-form"' not in page
+            async with visitor.session.post(
+                f"/item/{rv['review_id']}/decide",
+                data=[("csrf", visitor.csrf), ("decision", "reject"), ("reason", "news"), ("supersedes", "")],
+                headers={"X-Remote-User": "ria"},
+                allow_redirects=False,
+            ) as response:
+                assert response.status == 303, "the form still needs its CSRF token, which it has"
+        [(message, _)] = console.recorder.sent
+        assert message.reviewer == "ria"
