@@ -71,7 +71,7 @@ async def access(
 ) -> web.StreamResponse:
     """Session, user, CSRF and role checks before any handler (see the module's docstring)."""
     console = request.app[CONSOLE]
-    if request.path.startswith("/static/") or request.path in ("/health", "/metrics"):
+    if _public(request.path) and request.path != "/login":  # no session: static files, probes
         return await handler(request)
     session = console.sessions.read(request.cookies.get(COOKIE))
     request[NEW_SESSION] = session is None
@@ -117,6 +117,7 @@ async def contain(
 
 async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
     response.headers.update(SECURITY_HEADERS)
+    response.headers["Server"] = "propwatch"  # not aiohttp's name and version
     if not request.path.startswith("/static/"):
         response.headers["Cache-Control"] = "no-store"
 

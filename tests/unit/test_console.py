@@ -52,10 +52,11 @@ async def test_every_page_but_the_login_page_sends_a_visitor_to_log_in(console: 
         ):
             async with visitor.session.get(path, allow_redirects=False) as response:
                 assert (response.status, response.headers["Location"]) == (303, "/login"), path
-        for path in ("/login", "/health", "/metrics", "/static/console.css", "/static/console.js"):
+        for path in ("/health", "/metrics", "/static/console.css", "/static/console.js"):
             async with visitor.session.get(path, allow_redirects=False) as response:
                 assert response.status == 200, path
                 assert response.headers["X-Content-Type-Options"] == "nosniff"
+                assert response.headers["Server"] == "propwatch" and COOKIE not in response.cookies
         async with visitor.session.get("/login") as response:
             headers = response.headers
             assert "default-src 'self'" in headers["Content-Security-Policy"]
