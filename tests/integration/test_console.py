@@ -106,6 +106,8 @@ def test_a_reviewer_decides_in_the_console_and_the_worker_refers(deployment: Dep
     assert 'propwatch_console_followed_invalid_records_total{topic="review"} 1.0' in metrics
     assert 'propwatch_console_followed_invalid_records_total{topic="decisions"} 1.0' in metrics, "unsigned"
     deadline = time.monotonic() + 30
-    while (health := json.loads(ria.get("/health")))["decisions"] < 2 and time.monotonic() < deadline:
-        time.sleep(0.5)  # the console reads its decisions back
-    assert (health["decisions"], health["pending"], health["reviews"]) == (2, 0, 2)
+    while (health := json.loads(ria.get("/health")))["decisions"] < 3 and time.monotonic() < deadline:
+        time.sleep(0.5)  # the console reads its two decisions back (and had read the unsigned one)
+    assert (health["decisions"], health["pending"], health["reviews"]) == (3, 0, 2)
+    audit = ria.get("/audit")
+    assert re.findall(r'data-status="([^"]+)"', audit) == ["in force", "in force", "unsigned"]
