@@ -512,6 +512,64 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_console(args: argparse.Namespace) -> int:
+    import logging
+
+    from streams.console.app import serve
+    from streams.console.users import Users, UsersFileError
+
+    settings = _settings()
+    path = settings.console_users_file
+    try:
+        users = Users.load(path)
+    except UsersFileError as exc:
+        print(
+            f"propwatch console: cannot read the users file (PROPWATCH_CONSOLE_USERS_FILE): {exc}; "
+            "add a user with `propwatch console add-user NAME --role reviewer`",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    if not len(users):
+        print(
+            f"propwatch console: {path} has no users: add one with "
+            "`propwatch console add-user NAME --role reviewer|supervisor|auditor`",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    port = args.port or settings.console_port
+    try:
+        serve(settings, users, port)
+    except ValueError as exc:  # a bad setting the console found
+        print(f"propwatch console: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return 0
+
+
+def cmd_console_add_user(args: argparse.Namespace) -> int:
+    import getpass
+
+    from streams.console.users import UsersFileError, add_user
+
+    settings = _settings()
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass(f"password for {args.name}: ")
+        if getpass.getpass("again: ") != password:
+            print("propwatch console add-user: the passwords differ", file=sys.stderr)
+            return EXIT_USAGE
+    try:
+        new = add_user(settings.console_users_file, args.name, args.role, password)
+    except UsersFileError as exc:
+        print(f"propwatch console add-user: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"{'added' if new else 'updated'} {args.name} ({args.role}) in {settings.console_users_file}")
+    return 0
+
+
 def cmd_settings(args: argparse.Namespace) -> int:
     settings = _settings()
     for name, value in settings.model_dump().items():
@@ -707,6 +765,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object instead of Markdown")
     p.add_argument("--out", metavar="PREFIX", help="write PREFIX.md and PREFIX.json instead of printing")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser(
+        "console", help="serve the review console (web pages on the review and decisions topics)"
+    )
+    p.add_argument("--port", type=int, default=None, help="port (default PROPWATCH_CONSOLE_PORT, 6070)")
+    p.set_defaults(func=cmd_console)
+    console = p.add_subparsers(dest="action", required=False, metavar="ACTION")
+    c = console.add_parser("add-user", help="add a console user, or change one's role and password")
+    c.add_argument("name", help="user name: what decisions record as the reviewer")
+    c.add_argument("--role", required=True, choices=("reviewer", "supervisor", "auditor"))
+    c.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from the first line of standard input",
+    )
+    c.set_defaults(func=cmd_console_add_user)
 
     p = sub.add_parser("settings", help="print the effective settings (secrets masked)")
     p.set_defaults(func=cmd_settings)

@@ -212,6 +212,8 @@ DECISION_ROLES = ("reviewer", "supervisor")
 """The console's roles that decide (an auditor only reads)."""
 TIME_TO_DECISION_BUCKETS = (60.0, 300.0, 900.0, 1800.0, 3600.0, 4 * 3600.0, 12 * 3600.0, 86400.0, 3 * 86400.0)
 LOGIN_OUTCOMES = ("success", "failure")
+CONSOLE_FOLLOWED = ("review", "decisions")
+"""The topics the console reads whole (short names)."""
 CONSOLE_REFUSALS = ("csrf", "claimed", "forbidden", "invalid")
 """Why the console refused a form: a missing or wrong CSRF token, an item claimed by someone
 else, a role that may not do it, a form that does not make a valid decision."""
@@ -271,6 +273,31 @@ class ConsoleMetrics:
             namespace=NAMESPACE,
             registry=r,
         )
+        self.followed_invalid = Counter(
+            "console_followed_invalid_records",
+            "Records on the review and decisions topics the console skipped, by topic: not valid "
+            "records, or (with the decision key set) decisions whose signature does not hold.",
+            ["topic"],
+            namespace=NAMESPACE,
+            registry=r,
+        )
+        self.follower_ready = Gauge(
+            "console_follower_ready",
+            "1 once the console has read a topic (review, decisions) to the end it had at start.",
+            ["topic"],
+            namespace=NAMESPACE,
+            registry=r,
+        )
+        self.send_errors = Counter(
+            "console_decision_send_errors",
+            "Decisions the console failed to write to the decisions topic (the reviewer is told, "
+            "and the item stays pending).",
+            namespace=NAMESPACE,
+            registry=r,
+        )
+        for topic in CONSOLE_FOLLOWED:
+            self.followed_invalid.labels(topic=topic)
+            self.follower_ready.labels(topic=topic)
         for role in DECISION_ROLES:
             for outcome in DECISIONS:
                 self.decisions.labels(role=role, outcome=outcome)

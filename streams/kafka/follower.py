@@ -19,12 +19,13 @@ import logging
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from prometheus_client import Counter, Gauge
 
 from streams.kafka.config import client_config
 from streams.kafka.end import at_end
-from streams.metrics import Metrics
 from streams.pipeline.delivery import dead_letter
 from streams.pipeline.messages import Message, Output
 from streams.records import ErrorCode, Rejection, SourcePosition, Stage, plausible_timestamp
@@ -38,6 +39,14 @@ FETCH_MAX_WAIT_MS = 500
 worker's reading cheap (the content consumer waits 100 ms, :mod:`streams.kafka.transport`)."""
 INVALID_KEPT = 10_000
 """Invalid records kept for the warden, at most (the oldest go first)."""
+
+
+class FollowerMetrics(Protocol):
+    """What a follower counts: the worker's :class:`~streams.metrics.Metrics` and the console's
+    :class:`~streams.metrics.ConsoleMetrics` both have these, labelled by ``topic``."""
+
+    followed_invalid: Counter
+    follower_ready: Gauge
 
 
 @dataclass(frozen=True)
@@ -72,8 +81,9 @@ class TopicFollower:
         apply: Callable[[Followed], str | None],
         *,
         invalid_code: ErrorCode,
-        metrics: Metrics,
+        metrics: FollowerMetrics,
         partitions: int | None = None,
+        keep_invalid: bool = True,
     ) -> None:
         self.settings = settings
         self.short_name = short_name
@@ -85,7 +95,9 @@ class TopicFollower:
         """The partition count the topic must have (the decisions topic: one); else an error is logged."""
         self.ready = asyncio.Event()
         """Set once everything the topic held when the worker started has been applied."""
-        self.invalid: deque[Invalid] = deque(maxlen=INVALID_KEPT)
+        self.invalid: deque[Invalid] = deque(maxlen=INVALID_KEPT if keep_invalid else 0)
+        """The invalid records kept for :class:`Warden` (none when ``keep_invalid`` is false: a
+        reader that dead-letters nothing, such as the review console, only counts them)."""
         self.skipped = 0
         self._consumer: AIOKafkaConsumer | None = None
         self._positions: dict[TopicPartition, int] = {}

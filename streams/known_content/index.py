@@ -144,24 +144,44 @@ class HashBank:
         epoch seconds) count, besides the bank file's; and entries learned from the item
         ``ignore_item`` (``source.item_id``) never do.
         """
+        found = self.matches(sig, ignore_item=ignore_item, as_of=as_of, limit=1)
+        return found[0] if found else None
+
+    def matches(
+        self,
+        sig: Signature,
+        *,
+        ignore_item: str | None = None,
+        as_of: float | None = None,
+        limit: int | None = None,
+    ) -> list[Match]:
+        """Every match, best first, at most ``limit``: the exact ones in the order they were added,
+        then the near duplicates at or above the threshold by estimated similarity (ties: the
+        smallest entry id). ``ignore_item`` and ``as_of`` as in :meth:`match_signature`; the
+        MinHash is computed only when the exact matches do not reach ``limit``."""
         if sig.empty:
-            return None
-        for entry_id in self._by_hash.get(sig.normalised_sha256, ()):
-            if self._eligible(entry_id, ignore_item, as_of):
-                entry = self._entries[entry_id]
-                return Match("exact", entry.entry_id, 1.0, entry.labels)
-        if not self._minhashes:
-            return None  # nothing to be near to: no MinHash needed
+            return []
+        found = [
+            Match("exact", entry_id, 1.0, self._entries[entry_id].labels)
+            for entry_id in self._by_hash.get(sig.normalised_sha256, ())
+            if self._eligible(entry_id, ignore_item, as_of)
+        ][:limit]
+        if (limit is not None and len(found) >= limit) or not self._minhashes:
+            return found  # enough, or nothing to be near to: no MinHash needed
         query = sig.minhash_object
         if query is None:
-            return None
-        best_id, best = None, -1.0
-        for entry_id in sorted(self._lsh.query(query)):
-            if not self._eligible(entry_id, ignore_item, as_of):
+            return found
+        exact = {match.entry_id for match in found}
+        near = []
+        for entry_id in self._lsh.query(query):
+            if entry_id in exact or not self._eligible(entry_id, ignore_item, as_of):
                 continue
             similarity = np.count_nonzero(query.hashvalues == self._minhashes[entry_id]) / NUM_PERM
-            if similarity > best:
-                best_id, best = entry_id, similarity
-        if best_id is None or best < self.threshold:
-            return None
-        return Match("near", best_id, round(float(best), 4), self._entries[best_id].labels)
+            if similarity >= self.threshold:
+                near.append((-similarity, entry_id))
+        near.sort()
+        found += [
+            Match("near", entry_id, round(float(-negative), 4), self._entries[entry_id].labels)
+            for negative, entry_id in near
+        ]
+        return found[:limit]

@@ -46,7 +46,7 @@ def _percent(rate: float | None) -> str:
     return "n/a" if rate is None else f"{rate * 100:.1f} %"
 
 
-def _duration(seconds: float | None) -> str:
+def duration(seconds: float | None) -> str:
     """Seconds as a person reads them (``12.5 s``, ``3 min 4 s``, ``1 h 5 min``, ``2 d 3 h``); ``n/a``
     when nothing was timed."""
     if seconds is None:
@@ -153,9 +153,9 @@ def format_markdown(report: Report) -> str:
         *_table(
             ("Decided by", "Referrals timed", "Median", "90th percentile"),
             [
-                ("all", latency.count, _duration(latency.median_s), _duration(latency.p90_s)),
+                ("all", latency.count, duration(latency.median_s), duration(latency.p90_s)),
                 *[
-                    (k, v.count, _duration(v.median_s), _duration(v.p90_s))
+                    (k, v.count, duration(v.median_s), duration(v.p90_s))
                     for k, v in report.time_to_referral_by_decided_by.items()
                 ],
             ],

@@ -51,9 +51,12 @@ class DecisionLog:
     def apply(self, record: Followed) -> str | None:
         decision = self.read(record.value, record.timestamp)
         if isinstance(decision, Decision):
-            entry = Logged(record.source.partition, record.source.offset, record.timestamp, decision)
-            self.by_review.setdefault(decision.review_id, []).append(entry)
+            self.add(Logged(record.source.partition, record.source.offset, record.timestamp, decision))
         return None
+
+    def add(self, entry: Logged) -> None:
+        """Append a decision read from the topic (in the topic's order)."""
+        self.by_review.setdefault(entry.decision.review_id, []).append(entry)
 
     def all(self, review_id: str) -> list[Logged]:
         return self.by_review.get(review_id, [])

@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from streams.console.users import Role, add_user
 from streams.dev.broker import EmbeddedBroker, free_port
+from streams.dev.console_process import ConsoleProcess
 from streams.dev.worker_process import WorkerProcess
 from streams.kafka.admin import create_topics
 from streams.kafka.producer import Producer
@@ -39,6 +41,7 @@ class Deployment:
     workdir: Path
     env: dict[str, str]
     workers: list[WorkerProcess] = field(default_factory=list)
+    consoles: list[ConsoleProcess] = field(default_factory=list)
 
     @property
     def settings(self) -> Settings:
@@ -58,6 +61,26 @@ class Deployment:
         self.workers.append(worker)
         worker.wait_healthy(timeout_s=120)
         return worker
+
+    def start_console(self, users: dict[str, tuple[Role, str]], **overrides: str) -> ConsoleProcess:
+        """``propwatch console`` on a free port with ``users`` (name: role and password) in its own
+        users file, over plain HTTP (cookies without ``Secure``); healthy once it has read the
+        review and decisions topics."""
+        index = len(self.consoles)
+        path = self.workdir / f"console-users-{index}.json"
+        for name, (role, password) in users.items():
+            add_user(path, name, role, password)
+        env = {
+            **self.env,
+            "PROPWATCH_CONSOLE_PORT": str(free_port()),
+            "PROPWATCH_CONSOLE_USERS_FILE": str(path),
+            "PROPWATCH_CONSOLE_COOKIE_SECURE": "false",
+            **overrides,
+        }
+        console = ConsoleProcess(env, self.workdir / f"console-{index}.log")
+        self.consoles.append(console)
+        console.wait_healthy(timeout_s=60)
+        return console
 
     def cli(
         self, *args: str, stdin: bytes | None = None, timeout_s: float = 120, **env: str
@@ -133,5 +156,7 @@ def deployment(broker: EmbeddedBroker, tmp_path: Path, tiny_model_dir: Path) -> 
     try:
         yield setup
     finally:
+        for console in setup.consoles:
+            console.stop()
         for worker in setup.workers:
             worker.stop()

@@ -174,6 +174,23 @@ def test_the_best_near_match_wins() -> None:
     assert match is not None and match.type == "near" and match.entry_id == "nearer"
 
 
+def test_every_match_best_first() -> None:
+    """``matches`` lists the exact matches in the order added, then the near ones by similarity;
+    its first is what ``match`` answers; ``ignore_item`` and ``limit`` hold."""
+    near = entry(POST + " Everyone tonight at the square.", entry_id="near")
+    nearer = entry(POST + " Everyone now.", entry_id="nearer")
+    same = entry(POST.upper() + " EVERYONE!", entry_id="same", source={"type": "import", "item_id": "i1"})
+    bank = bank_of(near, same, nearer, entry(UNRELATED, "x"))
+    sig = signature(POST + " Everyone")
+    found = bank.matches(sig)
+    assert [(m.type, m.entry_id) for m in found] == [("exact", "same"), ("near", "nearer"), ("near", "near")]
+    assert found[1].similarity > found[2].similarity >= bank.threshold
+    assert bank.matches(sig, limit=2) == found[:2]
+    assert bank.match(POST + " Everyone") == found[0]
+    assert [m.entry_id for m in bank.matches(sig, ignore_item="i1")] == ["nearer", "near"]
+    assert bank.matches(signature("🔥 🔥")) == []
+
+
 def test_an_entry_without_minhash_matches_exactly_only() -> None:
     sig = signature(POST)
     hashes_only = Entry("h", sig.normalised_sha256, None, ("threat",), {"type": "import"}, ADDED_AT)

@@ -1,0 +1,218 @@
+"""The console's view of the review and decisions topics, as their followers feed it.
+
+It is the worker's view, reused: a :class:`~streams.review.queue.ReviewQueue` of valid review
+records, a :class:`~streams.review.log.DecisionLog` of valid decisions in the topic's order, and
+:func:`~streams.review.rules.in_force` for which decision applies. So **a review is pending** when
+it is a valid review record with no decision in force, exactly when a worker would apply the first
+valid decision on it. Besides, the console keeps every decision it read for the audit (with the
+decider's role and whether its signature holds), the decisions it sent and has not read back yet
+(their reviews leave the queue at once), and an index of decided reviews' texts for "earlier
+decisions on near-duplicates".
+
+With the decision key set (``PROPWATCH_DECISION_KEY``), a decision whose signature does not hold
+counts for nothing here either, as for the worker, which dead-letters it (``unsigned_decision``):
+someone who can write the decisions topic but holds no key cannot empty the queue. The audit
+still lists it, as ``unsigned``.
+
+Hostile records are skipped and counted by the followers; none raises here.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from streams import safejson
+from streams.kafka.follower import Followed
+from streams.known_content.entry import BankError, Entry
+from streams.known_content.index import HashBank, Match
+from streams.known_content.signature import signature
+from streams.records import Decision, Review, parse_decision, parse_rfc3339
+from streams.review.log import DecisionLog, Logged, default_decided_at
+from streams.review.queue import ReviewQueue
+from streams.review.rules import in_force
+from streams.review.signing import verify
+
+from .priority import priority, urgency
+
+log = logging.getLogger(__name__)
+
+DECIDER_ROLES = ("reviewer", "supervisor")
+"""The roles a decision may carry (``DecisionMessage.role``)."""
+
+
+@dataclass(frozen=True)
+class Read:
+    """A valid decision as the console read it from the decisions topic."""
+
+    logged: Logged
+    role: str | None
+    """The decider's role as the decision states it (None: not stated, or not a role)."""
+    signed: bool | None
+    """Whether its signature holds with the decision key; None when no key is set."""
+
+    @property
+    def decision(self) -> Decision:
+        return self.logged.decision
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A row of the queue."""
+
+    review: Review
+    age_s: float
+    priority: float
+    label: str
+    """The most urgent candidate label (:func:`~streams.console.priority.urgency`)."""
+
+
+@dataclass(frozen=True)
+class Earlier:
+    """A decided review whose text is a near-duplicate of (or the same as) another's."""
+
+    match: Match
+    review: Review
+    decision: Decision
+
+
+class ConsoleState:
+    """Everything the console knows, read from the topics, plus what it sent."""
+
+    def __init__(
+        self,
+        labels: tuple[str, ...],
+        *,
+        keys: Sequence[bytes] = (),
+        similarity: float = 0.75,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.labels = labels
+        self.keys = tuple(keys)
+        self.clock = clock
+        self.queue = ReviewQueue(labels)
+        self.log = DecisionLog(labels)
+        self.read: list[Read] = []
+        """Every valid decision read (signed or not), in the topic's order."""
+        self.sent: dict[str, str] = {}
+        """Decision ids this console sent and has not read back yet, by review id."""
+        self._near = HashBank(similarity)
+        self._indexed: set[str] = set()
+
+    # --- reading the topics (the followers' ``apply``) --------------------------------------
+
+    def apply_review(self, record: Followed) -> str | None:
+        """Take a review topic message; why it is not a valid review record, or None."""
+        return self.queue.apply(record)
+
+    def apply_decision(self, record: Followed) -> str | None:
+        """Take a decisions topic message; why it does not count, or None."""
+        raw = record.value if record.value is not None else b""
+        decision = parse_decision(
+            raw, labels=self.labels, default_decided_at=default_decided_at(record.timestamp)
+        )
+        if not isinstance(decision, Decision):
+            return f"{decision.code}: {decision.message}"
+        fields = safejson.parse_object(raw)
+        if not isinstance(fields, dict):  # cannot be: it parsed as a decision
+            return "not a JSON object"
+        role = fields.get("role")
+        signed = None
+        if self.keys:
+            problem = verify(fields, fields.get("signature"), self.keys)
+            signed = problem is None
+        logged = Logged(record.source.partition, record.source.offset, record.timestamp, decision)
+        self.read.append(Read(logged, role if role in DECIDER_ROLES else None, signed))
+        if self.sent.get(decision.review_id) == decision.decision_id:
+            del self.sent[decision.review_id]
+        if signed is False:
+            return f"unsigned_decision: {problem}"
+        self.log.add(logged)
+        return None
+
+    # --- what the pages show ----------------------------------------------------------------
+
+    def review(self, review_id: str) -> Review | None:
+        return self.queue.get(review_id)
+
+    def decisions(self, review_id: str) -> list[Decision]:
+        """The decisions on a review that count, in the topic's order."""
+        return [entry.decision for entry in self.log.all(review_id)]
+
+    def current(self, review: Review) -> Decision | None:
+        """The decision in force on ``review``."""
+        return in_force(review, self.decisions(review.review_id))
+
+    def is_pending(self, review: Review) -> bool:
+        """No decision in force, and none sent from here that is still on its way."""
+        return review.review_id not in self.sent and self.current(review) is None
+
+    def age_s(self, review: Review) -> float:
+        """Seconds since the review was queued (its ``classified_at``); 0 for a time ahead."""
+        queued = parse_rfc3339(review.classified_at)
+        return max(0.0, self.clock() - queued.timestamp()) if queued else 0.0
+
+    def pending(self) -> list[Pending]:
+        """The pending reviews, by priority (:mod:`streams.console.priority`), then age, then id."""
+        rows = []
+        for review in self.queue.records.values():
+            if self.is_pending(review):
+                age = self.age_s(review)
+                rows.append(Pending(review, age, priority(review, age), urgency(review)[1]))
+        rows.sort(key=lambda row: (-row.priority, -row.age_s, row.review.review_id))
+        return rows
+
+    def status(self, read: Read) -> str:
+        """What became of a decision: ``in force``, ``superseded`` (it was in force), ``not
+        applied`` (the rules refused it), ``unsigned`` or ``unknown review``."""
+        if read.signed is False:
+            return "unsigned"
+        review = self.queue.get(read.decision.review_id)
+        if review is None:
+            return "unknown review"
+        decisions = self.decisions(review.review_id)
+        ever = {
+            getattr(in_force(review, decisions[: i + 1]), "decision_id", None) for i in range(len(decisions))
+        }
+        current = in_force(review, decisions)
+        if current is not None and current.decision_id == read.decision.decision_id:
+            return "in force"
+        return "superseded" if read.decision.decision_id in ever else "not applied"
+
+    def earlier_decisions(self, review: Review, limit: int = 5) -> list[Earlier]:
+        """Decided reviews of other items whose text is the same as or a near duplicate of
+        ``review``'s (the hash bank's MinHash match, ``PROPWATCH_HASHBANK_SIMILARITY``), best first."""
+        self.index_decided()
+        found = []
+        for match in self._near.matches(signature(review.text), ignore_item=review.item_id, limit=limit):
+            other = self.queue.get(match.entry_id)
+            current = self.current(other) if other is not None else None
+            if other is not None and current is not None:
+                found.append(Earlier(match, other, current))
+        return found
+
+    def index_decided(self, limit: int | None = None) -> int:
+        """Add the decided reviews not yet in the near-duplicate index (at most ``limit``); how many."""
+        added = 0
+        for review_id in list(self.log.by_review):
+            if limit is not None and added >= limit:
+                break
+            review = self.queue.get(review_id)
+            if review_id in self._indexed or review is None or self.current(review) is None:
+                continue
+            self._indexed.add(review_id)
+            added += 1
+            try:
+                entry = Entry.from_signature(
+                    signature(review.text),
+                    entry_id=review_id,
+                    labels=review.labels,
+                    source={"type": "import", "item_id": review.item_id},
+                    added_at=review.classified_at,
+                )
+            except BankError:  # a text without letters or digits: nothing is near it
+                continue
+            self._near.add(entry, always=True)
+        return added
