@@ -267,12 +267,6 @@ class ConsoleMetrics:
             namespace=NAMESPACE,
             registry=r,
         )
-        self.followed_ready = Gauge(
-            "console_followed_ready",
-            "1 when the console has read the review and decisions topics to their end once.",
-            namespace=NAMESPACE,
-            registry=r,
-        )
         self.followed_invalid = Counter(
             "console_followed_invalid_records",
             "Records on the review and decisions topics the console skipped, by topic: not valid "

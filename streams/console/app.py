@@ -195,7 +195,6 @@ def build_app(
     metrics.claimed_reviews.set_function(
         lambda: sum(1 for review_id in console.claims.active() if _pending(state, review_id))
     )
-    metrics.followed_ready.set_function(lambda: int(console.ready))
 
     app = web.Application(middlewares=[contain, access])
     app[CONSOLE] = console

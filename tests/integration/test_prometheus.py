@@ -31,7 +31,7 @@ from prometheus_client import start_http_server
 
 from streams.dev.broker import free_port
 from streams.io import produce_lines
-from streams.metrics import AGENTS, FOLLOWED, ConsoleMetrics
+from streams.metrics import AGENTS, CONSOLE_FOLLOWED, FOLLOWED, ConsoleMetrics
 from tests.integration.conftest import Deployment
 from tests.unit.test_observability import (
     ALERTS,
@@ -227,7 +227,8 @@ def run_prometheus(workdir: Path, targets: list[str], console_targets: list[str]
 def test_dashboard_and_alert_queries_on_a_real_prometheus(deployment: Deployment, tmp_path: Path) -> None:
     worker = deployment.start_worker(PROPWATCH_BATCH_SIZE="32")
     console = ConsoleMetrics()
-    console.followed_ready.set(1)
+    for topic in CONSOLE_FOLLOWED:
+        console.follower_ready.labels(topic=topic).set(1)
     console.pending_reviews.set(PENDING)
     console.oldest_pending_review_age.set(OLDEST_S)
     console.claimed_reviews.set(CLAIMED)

@@ -309,7 +309,9 @@ def test_exported_metric_names_of_the_console() -> None:
         "propwatch_console_time_to_decision_seconds_bucket",
         "propwatch_console_logins_total",
         "propwatch_console_refused_forms_total",
-        "propwatch_console_followed_ready",
+        "propwatch_console_follower_ready",
+        "propwatch_console_followed_invalid_records_total",
+        "propwatch_console_decision_send_errors_total",
     ):
         assert expected in names, expected
     assert not names & exported_metric_names(JOB), "the console and the worker export apart"
