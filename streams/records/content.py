@@ -219,7 +219,9 @@ def _item_from_object(data: dict[str, Any], *, max_text_bytes: int, now: float) 
             f"field 'observed_at' must be an RFC 3339 timestamp from 1990 to now, got {observed_at!r}"[:300],
         )
     published_at = data.get("published_at")
-    if published_at is not None and (not isinstance(published_at, str) or parse_rfc3339(published_at) is None):
+    if published_at is not None and (
+        not isinstance(published_at, str) or parse_rfc3339(published_at) is None
+    ):
         return reject(
             ErrorCode.INVALID_FIELD,
             f"field 'published_at' must be an RFC 3339 timestamp, got {published_at!r}"[:300],

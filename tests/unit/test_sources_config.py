@@ -254,3 +254,14 @@ def test_unreadable_files_are_one_error(folder: Path) -> None:
     path.write_bytes(b"unit: caf\xe9\n")
     with pytest.raises(ConfigError, match=r"latin1\.yml:1: cannot read"):
         load_config(path)
+
+
+@pytest.mark.parametrize("action", ["once", "run"])
+def test_the_command_stops_on_a_bad_file_with_its_line(
+    folder: Path, action: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from streams.cli import EXIT_USAGE, main
+
+    path = write(folder, "unit: x\nsources:\n" + FEED + "    every: soon\n")
+    assert main(["sources", action, str(path)]) == EXIT_USAGE
+    assert capsys.readouterr().err == f"{path}:6: every: a duration such as 30s, 15m, 2h or 1d, not 'soon'\n"
