@@ -159,7 +159,7 @@ def create_pipeline(
         for spec in TOPICS
     }
     reviews = ReviewQueue(LABELS)
-    decision_log = DecisionLog(LABELS)
+    decision_log = DecisionLog(LABELS, settings.decision_keys())
     followers = {
         HASHBANK.name: TopicFollower(
             settings,
@@ -224,7 +224,6 @@ def create_pipeline(
         decision_log,
         reviews_follower=followers[REVIEW.name] if follow else None,
         log_follower=followers[DECISIONS.name] if follow else None,
-        labels=LABELS,
         metrics=metrics,
         actor=actor,
         learn=settings.hashbank_learn,

@@ -171,7 +171,9 @@ class Settings(BaseSettings):
     decision_previous_keys: list[SecretStr] = Field(
         default_factory=list,
         description="Earlier decision keys the worker still accepts while the key is rotated, JSON, "
-        'e.g. ["old-key"]; the console signs with `decision_key` only.',
+        'e.g. ["old-key"]; the console signs with `decision_key` only. Only with `decision_key`; keep a '
+        "retired key while reviews that decisions signed with it decided are on the review topic: a "
+        "worker that starts forgets decisions whose key it no longer holds.",
     )
 
     # --- Review console ----------------------------------------------------------------------
@@ -250,6 +252,19 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _decision_keys_make_sense(self) -> Settings:
+        if self.decision_previous_keys and self.decision_key is None:
+            raise ValueError(
+                "decision_previous_keys is set but decision_key is not: set the key in force too"
+            )
+        keys = [self.decision_key, *self.decision_previous_keys]
+        if any(key is not None and not key.get_secret_value() for key in keys):
+            raise ValueError(
+                "a decision key must not be empty (unset decision_key to accept unsigned decisions)"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _records_fit_a_request(self) -> Settings:
         most = (self.max_message_bytes - OUTPUT_OVERHEAD_BYTES) // 2
         if self.max_text_bytes > most:
@@ -283,6 +298,14 @@ class Settings(BaseSettings):
         return ClassifierOptions(
             label_map=self.label_map, max_length=self.max_length, threads=self.inference_threads
         )
+
+    def decision_keys(self) -> tuple[bytes, ...]:
+        """The keys a worker verifies decisions with, the key in force first (UTF-8 bytes of each
+        setting); empty when ``decision_key`` is unset: decisions are then not checked."""
+        if self.decision_key is None:
+            return ()
+        keys = (self.decision_key, *self.decision_previous_keys)
+        return tuple(key.get_secret_value().encode() for key in keys)
 
     def topic(self, name: str) -> str:
         """The full name of one of the topics declared in :mod:`streams.kafka.topics`."""

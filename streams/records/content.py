@@ -60,6 +60,7 @@ class ErrorCode(StrEnum):
     INVALID_DECISION = "invalid_decision"
     UNKNOWN_REVIEW = "unknown_review"
     ALREADY_DECIDED = "already_decided"
+    UNSIGNED_DECISION = "unsigned_decision"
     INVALID_REVIEW_RECORD = "invalid_review_record"
     INVALID_HASHBANK_RECORD = "invalid_hashbank_record"
 

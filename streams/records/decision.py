@@ -1,28 +1,28 @@
 """Reviewers' decisions: as a reviewer's tool sends them (:class:`DecisionMessage`, the decisions
 topic's ``schemas/decision.schema.json``) and as the pipeline reads them (:func:`parse_decision`,
 which returns a :class:`Decision` with every field resolved, or a :class:`Rejection`; it never
-raises)."""
+raises). Given the decision keys, it also checks each decision's signature
+(:mod:`streams.review.signing`) over the message's fields as sent."""
 
 from __future__ import annotations
 
 import hashlib
 import uuid
-from typing import Annotated, Any, Literal
+from collections.abc import Sequence
+from typing import Annotated, Any
 
 from pydantic import Strict
 
 from streams import safejson
 from streams.records.base import Labels, Record
 from streams.records.content import CONTROL, ErrorCode, Rejection, Stage, safe_id
-from streams.records.names import DECISIONS, DecisionName
+from streams.records.names import DECISIONS, ROLES, DecisionName, Role
 from streams.records.outputs import REFERRAL_NAMESPACE, ReviewBlock
 from streams.records.times import parse_rfc3339
+from streams.review import signing
 from streams.safejson import NotJson
 
 DECISION_LIMITS = {"review_id": 256, "decision_id": 256, "supersedes": 256, "reviewer": 256}
-Role = Literal["reviewer", "supervisor"]
-"""Who may decide: a supervisor may also supersede a decision in force. (The console's third
-role, ``auditor``, only reads.)"""
 REASON_MAX_CHARS = 4096
 """Most characters of a decision's ``reason`` and ``override_reason``."""
 
@@ -63,6 +63,9 @@ class Decision(Record):
     """The decision_id of the decision in force that this one replaces (a supervisor's correction)."""
     override_reason: str | None = None
     """Why an approval confirms labels that are not among the review's candidates."""
+    role: Role | None = None
+    """The role the decision was sent with; vouched for by its signature when the worker holds
+    the decision keys, as the tool claimed it otherwise."""
 
     @property
     def block(self) -> ReviewBlock:
@@ -76,21 +79,41 @@ def _free_text(value: object) -> bool:
     return isinstance(value, str) and len(value) <= REASON_MAX_CHARS and not CONTROL.search(value)
 
 
-def parse_decision(raw: bytes, *, labels: tuple[str, ...], default_decided_at: str) -> Decision | Rejection:
+def parse_decision(
+    raw: bytes,
+    *,
+    labels: tuple[str, ...],
+    default_decided_at: str | None,
+    keys: Sequence[bytes] = (),
+) -> Decision | Rejection:
     """Validate one message of the decisions topic. Never raises, whatever the bytes.
 
     ``default_decided_at`` stands in for a missing ``decided_at``: the message's own timestamp,
     so that a redelivered message parses to the same decision. A missing ``decision_id`` is a
     UUIDv5 of the review id and the message bytes: a message sent twice is one decision.
+
+    With ``keys`` (the decision key and the previous ones), a decision counts only if its
+    ``signature`` signs its fields as sent (:func:`streams.review.signing.verify`); any other
+    JSON object is refused as ``unsigned_decision``, before its fields are read further. A
+    signed decision that ``supersedes`` another must be signed with role ``supervisor``, or it is
+    refused as ``invalid_decision``: its signature holds, so the decision is authentic, but it
+    breaks a rule of what a reviewer may decide, like an approval of labels outside the
+    candidates (``unsigned_decision`` says a decision is not authentic: forged or altered).
     """
 
-    def reject(message: str, review_id: str | None = None) -> Rejection:
-        return Rejection(ErrorCode.INVALID_DECISION, message, item_id=review_id, stage=Stage.REVIEW)
+    def reject(
+        message: str, review_id: str | None = None, code: ErrorCode = ErrorCode.INVALID_DECISION
+    ) -> Rejection:
+        return Rejection(code, message, item_id=review_id, stage=Stage.REVIEW)
 
     data = safejson.parse_object(raw)
     if isinstance(data, NotJson):
         return reject(f"decision is {data.message}")
     review_id = safe_id(data.get("review_id"), DECISION_LIMITS["review_id"])
+    if keys:
+        unsigned = signing.verify(data, data.get("signature"), keys)
+        if unsigned is not None:
+            return reject(unsigned, review_id, ErrorCode.UNSIGNED_DECISION)
     if review_id is None:
         return reject(
             f"field 'review_id' must be a non-empty string of at most {DECISION_LIMITS['review_id']} "
@@ -121,6 +144,11 @@ def parse_decision(raw: bytes, *, labels: tuple[str, ...], default_decided_at: s
     supersedes = data.get("supersedes")
     if supersedes is not None and safe_id(supersedes, DECISION_LIMITS["supersedes"]) is None:
         return reject("field 'supersedes' must be the decision_id of the decision it replaces", review_id)
+    role = data.get("role")
+    if role is not None and role not in ROLES:
+        return reject(f"field 'role' must be one of {list(ROLES)} or null", review_id)
+    if keys and supersedes is not None and role != "supervisor":
+        return reject("a decision that supersedes another must be signed with role 'supervisor'", review_id)
     decided_at = data.get("decided_at", default_decided_at)
     if not isinstance(decided_at, str) or parse_rfc3339(decided_at) is None:
         return reject("field 'decided_at' must be an RFC 3339 timestamp", review_id)
@@ -140,4 +168,5 @@ def parse_decision(raw: bytes, *, labels: tuple[str, ...], default_decided_at: s
         decided_at=decided_at,
         supersedes=supersedes,
         override_reason=override_reason,
+        role=role,
     )

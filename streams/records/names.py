@@ -14,6 +14,11 @@ DecisionName = Literal["approve", "reject"]
 DECISIONS: tuple[DecisionName, ...] = ("approve", "reject")
 """What a reviewer can decide on a review record."""
 
+Role = Literal["reviewer", "supervisor"]
+ROLES: tuple[Role, ...] = ("reviewer", "supervisor")
+"""Who may decide: a supervisor may also supersede a decision in force (when decisions are
+signed, only a supervisor may). The review console's third role, ``auditor``, only reads."""
+
 
 class DecidedBy(StrEnum):
     """What reached a verdict: the live model, the hash bank of known content, or a reviewer."""

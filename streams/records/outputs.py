@@ -15,7 +15,7 @@ from pydantic import AfterValidator, Field, Strict
 
 from streams.records.base import SCHEMA_VERSION, Labels, Record, ScoreMap, Timestamp
 from streams.records.content import CONTROL, CONTROL_OR_BREAK, FIELD_LIMITS, ContentItem, safe_id
-from streams.records.names import DecidedBy, DecisionName, MatchType
+from streams.records.names import DecidedBy, DecisionName, MatchType, Role
 
 REFERRAL_NAMESPACE = uuid.UUID("8f7c1f4e-6d0a-4d65-9a52-2b1f0e7c9a11")
 SUBJECT_FIELDS = (
@@ -170,6 +170,9 @@ class ReviewBlock(Record):
     decided_at: str
     supersedes: str | None
     override_reason: str | None
+    role: Role | None = None
+    """The reviewer's role (``reviewer`` or ``supervisor``) as the decision gave it: signed when
+    the worker holds the decision keys. Absent from records written before signed decisions."""
 
 
 class Subject(Record):

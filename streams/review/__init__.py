@@ -24,4 +24,11 @@ decisions topic into a :class:`~streams.review.log.DecisionLog` (each followed b
 :class:`~streams.kafka.follower.TopicFollower`), so any worker can decide; a review record that
 this pipeline did not write (see :meth:`streams.records.Review.check`) is refused and
 dead-lettered, never decided on.
+
+**Signed decisions** (:mod:`~streams.review.signing`). With ``PROPWATCH_DECISION_KEY`` set, a
+decision counts only if its ``signature`` (an HMAC-SHA256 with the key, or a previous one) signs
+its fields as sent; others are dead-lettered as ``unsigned_decision``. The decision log and the
+decide agent read decisions the same way (:meth:`~streams.review.log.DecisionLog.read`), so an
+unsigned decision is never in force; and only a decision signed with role ``supervisor`` may
+supersede.
 """

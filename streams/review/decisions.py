@@ -24,11 +24,10 @@ from streams.records import (
     Review,
     Stage,
     encode,
-    parse_decision,
     utc_now,
 )
 from streams.records.outputs import ExampleReview, custody_step, referral_id
-from streams.review.log import DecisionLog, default_decided_at
+from streams.review.log import DecisionLog
 from streams.review.queue import ReviewQueue
 from streams.review.rules import check_decision, in_force
 
@@ -43,7 +42,9 @@ FOLLOW_WAIT_S = 10.0
 
 class DecisionProcessor:
     """Turns a batch of decision messages into referrals or verdicts, examples and bank updates,
-    by the rule of :func:`in_force`."""
+    by the rule of :func:`in_force`. Each message is read by the decision log
+    (:meth:`DecisionLog.read`), so that what the agent applies and what the log counts as decided
+    are one and the same, signatures included."""
 
     def __init__(
         self,
@@ -52,7 +53,6 @@ class DecisionProcessor:
         *,
         reviews_follower: TopicFollower | None,
         log_follower: TopicFollower | None,
-        labels: tuple[str, ...],
         metrics: Metrics,
         actor: str,
         learn: bool,
@@ -63,7 +63,6 @@ class DecisionProcessor:
         self.log = decision_log
         self.reviews_follower = reviews_follower
         self.log_follower = log_follower
-        self.labels = labels
         self.metrics = metrics
         self.actor = actor
         self.learn = learn
@@ -77,13 +76,7 @@ class DecisionProcessor:
         decisions: list[Decision | Rejection] = []
         for message in messages:
             try:
-                decisions.append(
-                    parse_decision(
-                        message.value,
-                        labels=self.labels,
-                        default_decided_at=default_decided_at(message.timestamp),
-                    )
-                )
+                decisions.append(self.log.read(message.value, message.timestamp))
             except Exception as exc:
                 decisions.append(internal_error(self.metrics, Stage.REVIEW, exc))
         await self._read_far_enough(messages, decisions)
@@ -240,6 +233,7 @@ class DecisionProcessor:
             labels=list(labels),
             supersedes=decision.supersedes,
             override_reason=decision.override_reason,
+            role=decision.role,
         )
         custody = (*review.evidence.chain_of_custody, reviewed, custody_step("referred", now, self.actor))
         referral = Referral.of(

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from streams.kafka.follower import Followed
-from streams.records import Decision, parse_decision
+from streams.records import Decision, Rejection, parse_decision
 from streams.records.times import epoch_to_rfc3339
 
 
@@ -26,18 +27,29 @@ class Logged:
 
 class DecisionLog:
     """Every decision on the decisions topic, by review, in log order. Messages that are not
-    decisions are left to the decide agent, which dead-letters them."""
+    decisions are left to the decide agent, which dead-letters them.
 
-    def __init__(self, labels: tuple[str, ...]) -> None:
+    :meth:`read` is how the decide agent reads a decision too, so that the log and the agent
+    agree on what is a decision: with ``keys`` (the decision keys, :meth:`Settings.decision_keys
+    <streams.settings.Settings.decision_keys>`), an unsigned or forged decision is never logged,
+    so it can never be the decision in force that blocks or pre-empts a signed one."""
+
+    def __init__(self, labels: tuple[str, ...], keys: Sequence[bytes] = ()) -> None:
         self.labels = labels
+        self.keys = tuple(keys)
         self.by_review: dict[str, list[Logged]] = {}
 
-    def apply(self, record: Followed) -> str | None:
-        decision = parse_decision(
-            record.value if record.value is not None else b"",
+    def read(self, raw: bytes | None, timestamp: float | None) -> Decision | Rejection:
+        """The decision in one message of the decisions topic (:func:`parse_decision`). Never raises."""
+        return parse_decision(
+            raw if raw is not None else b"",
             labels=self.labels,
-            default_decided_at=default_decided_at(record.timestamp),
+            default_decided_at=default_decided_at(timestamp),
+            keys=self.keys,
         )
+
+    def apply(self, record: Followed) -> str | None:
+        decision = self.read(record.value, record.timestamp)
         if isinstance(decision, Decision):
             entry = Logged(record.source.partition, record.source.offset, record.timestamp, decision)
             self.by_review.setdefault(decision.review_id, []).append(entry)

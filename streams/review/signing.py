@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Mapping, Sequence
 
 VERSION = "v1"
@@ -40,6 +41,8 @@ SIGNED_FIELDS = (
 the message)."""
 _DOMAIN = b"propwatch-decision-v1\n"
 _KEY_ID_DOMAIN = b"propwatch-decision-key\n"
+_FORM = re.compile(rf"{VERSION}:(?P<key_id>[0-9a-f]{{16}}):[0-9a-f]{{64}}")
+"""A signature: ASCII only (so that ``hmac.compare_digest`` can compare it), lower-case hex."""
 
 
 def payload(fields: Mapping[str, object]) -> bytes:
@@ -62,16 +65,15 @@ def sign(fields: Mapping[str, object], key: bytes) -> str:
 
 def verify(fields: Mapping[str, object], signature: object, keys: Sequence[bytes]) -> str | None:
     """Why ``signature`` does not sign ``fields`` with one of ``keys``, or None when it does.
-    Never raises, whatever ``signature`` is."""
-    if not isinstance(signature, str) or not signature:
+    Never raises, whatever ``signature`` and ``fields`` hold (any value parsed from JSON)."""
+    if signature is None or signature == "":
         return "the decision carries no signature"
-    parts = signature.split(":")
-    if len(parts) != 3 or parts[0] != VERSION:
-        return f"the signature is not of the form {VERSION}:<key id>:<hex HMAC-SHA256>"
-    by_id = {key_id(key): key for key in keys}
-    key = by_id.get(parts[1])
+    form = _FORM.fullmatch(signature) if isinstance(signature, str) else None
+    if form is None:
+        return f"the signature is not of the form {VERSION}:<16 hex key id>:<64 hex HMAC-SHA256>"
+    key = next((key for key in keys if key_id(key) == form["key_id"]), None)
     if key is None:
-        return f"the signature names key {parts[1][:16]!r}, which this worker does not hold"
+        return f"the signature names key {form['key_id']}, which this worker does not hold"
     for name in ("decision_id", "decided_at"):
         if fields.get(name) is None:
             return f"a signed decision must carry {name!r}"

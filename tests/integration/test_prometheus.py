@@ -2,10 +2,13 @@
 
 A worker classifies a few hundred items (some invalid) while a Prometheus server (the Debian
 package's ``/usr/bin/prometheus``, on a free loopback port, its data in ``tmp_path``) scrapes it
-every second and evaluates ``deploy/prometheus/alerts.yml``. Every panel query and every alert
-expression must then evaluate without error; the throughput and latency panels must show data,
-the rules must all be loaded and healthy, and a healthy worker must raise no alert. Then a
-record on the hashbank topic that is not an entry must be found by its alert's expression.
+every second and evaluates ``deploy/prometheus/alerts.yml``. Beside it, as the scrape job
+``propwatch-console``, the review console's metrics container (``ConsoleMetrics``) served by
+``prometheus_client``'s own HTTP server, with a queue and a few decisions recorded in it: the
+console panels and alerts read exactly what that registry exposes. Every panel query and every
+alert expression must then evaluate without error; every panel must show data, the rules must all
+be loaded and healthy, and a healthy worker and console must raise no alert. Then a record on the
+hashbank topic that is not an entry must be found by its alert's expression.
 """
 
 from __future__ import annotations
@@ -24,13 +27,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import start_http_server
 
 from streams.dev.broker import free_port
 from streams.io import produce_lines
-from streams.metrics import AGENTS, FOLLOWED
+from streams.metrics import AGENTS, FOLLOWED, ConsoleMetrics
 from tests.integration.conftest import Deployment
 from tests.unit.test_observability import (
     ALERTS,
+    CONSOLE_JOB,
     INSTALL_HINT,
     JOB,
     alert_rules,
@@ -59,10 +64,16 @@ MUST_HAVE_DATA = (
     "Inference time per batch",
 )
 
+# What the console's registry holds during the run: a queue of 3 whose oldest review is 10 minutes
+# old, one of them claimed; then two decisions, 2 and 15 minutes after their reviews were queued.
+PENDING, OLDEST_S, CLAIMED = 3, 600.0, 1
+TIMES_TO_DECISION_S = (120.0, 900.0)
+
 # Alerts this run must not even make pending: 8 of 308 items dead-lettered (under 5%), a backlog
 # of at most 308 (under 1000), too little traffic for the flag-rate baseline, verdicts in seconds,
 # batches acknowledged in seconds, no bug, nothing on the followed topics but what is valid, and
-# each followed topic read within seconds of the start.
+# each followed topic read within seconds of the start; a console scraped, whose oldest review is
+# minutes old, and no decision without a signature.
 QUIET_ON_THIS_RUN = {
     "PropwatchDeadLetterRateHigh",
     "PropwatchLagGrowing",
@@ -72,6 +83,9 @@ QUIET_ON_THIS_RUN = {
     "PropwatchInternalErrors",
     "PropwatchInvalidFollowedRecords",
     "PropwatchFollowerNotReady",
+    "PropwatchConsoleDown",
+    "PropwatchReviewWaitingTooLong",
+    "PropwatchUnsignedDecisions",
 }
 
 
@@ -119,9 +133,10 @@ class Prometheus:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def scraped(prometheus: Prometheus, metric: str, matchers: str = "") -> float:
-    """The sum of a metric's last scraped values over the worker(s), 0 before the first."""
-    selector = f'job="{JOB}"' + (f", {matchers}" if matchers else "")
+def scraped(prometheus: Prometheus, metric: str, matchers: str = "", job: str = JOB) -> float:
+    """The sum of a metric's last scraped values over the worker(s) (or the targets of ``job``),
+    0 before the first."""
+    selector = f'job="{job}"' + (f", {matchers}" if matchers else "")
     return prometheus.value(f"sum({metric}{{{selector}}})") or 0.0
 
 
@@ -136,9 +151,23 @@ def _wait(condition: Any, timeout_s: float, what: str, prometheus: Prometheus | 
 
 
 @contextmanager
-def run_prometheus(workdir: Path, targets: list[str]) -> Iterator[Prometheus]:
-    """A Prometheus server scraping ``targets`` as job ``propwatch`` every second, with the alert
-    rules loaded; always stopped on exit."""
+def serve_console_metrics(metrics: ConsoleMetrics) -> Iterator[str]:
+    """The console's registry on /metrics of a free loopback port (``host:port``), as a scrape
+    target; always stopped on exit."""
+    port = free_port()
+    server, thread = start_http_server(port, addr="127.0.0.1", registry=metrics.registry)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+@contextmanager
+def run_prometheus(workdir: Path, targets: list[str], console_targets: list[str]) -> Iterator[Prometheus]:
+    """A Prometheus server scraping ``targets`` as job ``propwatch`` and ``console_targets`` as
+    job ``propwatch-console`` every second, with the alert rules loaded; always stopped on exit."""
     binary = shutil.which("prometheus") or "/usr/bin/prometheus"
     if not Path(binary).exists():
         pytest.fail(f"the prometheus server is not installed. {INSTALL_HINT}")
@@ -149,7 +178,10 @@ def run_prometheus(workdir: Path, targets: list[str]) -> Iterator[Prometheus]:
             "evaluation_interval": f"{SCRAPE_INTERVAL_S}s",
         },
         "rule_files": [str(ALERTS)],
-        "scrape_configs": [{"job_name": JOB, "static_configs": [{"targets": targets}]}],
+        "scrape_configs": [
+            {"job_name": JOB, "static_configs": [{"targets": targets}]},
+            {"job_name": CONSOLE_JOB, "static_configs": [{"targets": console_targets}]},
+        ],
     }
     workdir.mkdir(parents=True, exist_ok=True)
     config_path = workdir / "prometheus.yml"
@@ -194,13 +226,29 @@ def run_prometheus(workdir: Path, targets: list[str]) -> Iterator[Prometheus]:
 
 def test_dashboard_and_alert_queries_on_a_real_prometheus(deployment: Deployment, tmp_path: Path) -> None:
     worker = deployment.start_worker(PROPWATCH_BATCH_SIZE="32")
-    with run_prometheus(tmp_path / "prometheus", [f"127.0.0.1:{worker.web_port}"]) as prometheus:
-        _wait(
-            lambda: prometheus.value(f'up{{job="{JOB}"}}') == 1.0,
-            30,
-            "the first successful scrape of the worker",
-            prometheus,
-        )
+    console = ConsoleMetrics()
+    console.followed_ready.set(1)
+    console.pending_reviews.set(PENDING)
+    console.oldest_pending_review_age.set(OLDEST_S)
+    console.claimed_reviews.set(CLAIMED)
+    with (
+        serve_console_metrics(console) as console_target,
+        run_prometheus(
+            tmp_path / "prometheus", [f"127.0.0.1:{worker.web_port}"], [console_target]
+        ) as prometheus,
+    ):
+        for job in (JOB, CONSOLE_JOB):
+            _wait(
+                lambda job=job: prometheus.value(f'up{{job="{job}"}}') == 1.0,
+                30,
+                f"the first successful scrape of job {job}",
+                prometheus,
+            )
+        # Decisions after the console's first scrape, so that rate() sees them.
+        for seconds in TIMES_TO_DECISION_S:
+            console.decisions.labels(role="reviewer", outcome="approve").inc()
+            console.time_to_decision.observe(seconds)
+        console.logins.labels(outcome="success").inc()
 
         lines = [item(i) for i in range(VALID)]
         for position, bad in enumerate(INVALID):  # among the valid ones, sharing their batches
@@ -232,9 +280,11 @@ def test_dashboard_and_alert_queries_on_a_real_prometheus(deployment: Deployment
             lambda: (
                 scraped(prometheus, "propwatch_items_consumed_total") >= total
                 and scraped(prometheus, "propwatch_end_to_end_seconds_count", 'start="produced"') >= total
+                and scraped(prometheus, "propwatch_console_time_to_decision_seconds_count", job=CONSOLE_JOB)
+                >= len(TIMES_TO_DECISION_S)
             ),
             30,
-            f"the scraped counters to reach {total}",
+            f"the scraped counters to reach {total}, and the console's decisions",
             prometheus,
         )
         time.sleep(2 * SCRAPE_INTERVAL_S)
@@ -255,6 +305,24 @@ def test_dashboard_and_alert_queries_on_a_real_prometheus(deployment: Deployment
             assert series, f"panel {title!r} shows no data after a real run"
         model = results["Model"][0]["metric"]
         assert model["name"] == "tiny-tco" and model["revision"], model
+
+        # The console's panels read what its registry holds.
+        def values(title: str) -> list[float]:
+            return [float(series["value"][1]) for series in results[title]]
+
+        assert values("Console up") == [1.0] and values("Console topics read") == [1.0]
+        assert values("Pending reviews") == [PENDING]
+        assert values("Oldest pending review") == values("Age of the oldest pending review") == [OLDEST_S]
+        assert sorted(values("Pending and claimed reviews")) == [CLAIMED, PENDING]
+        decided = {
+            (s["metric"]["role"], s["metric"]["outcome"]): float(s["value"][1])
+            for s in results["Decisions in the last hour, by role and outcome"]
+        }
+        assert set(decided) == {(r, o) for r in ("reviewer", "supervisor") for o in ("approve", "reject")}
+        assert decided[("reviewer", "approve")] >= len(TIMES_TO_DECISION_S), decided  # rate() extrapolates
+        p50, p90 = values("Time to decision")
+        assert min(TIMES_TO_DECISION_S) / 2 <= p50 <= p90 <= max(TIMES_TO_DECISION_S), (p50, p90)
+        assert values("Unsigned decisions dead-lettered") == [0.0]
 
         # What the stall and follower alerts read: a batch age per agent, well under the
         # threshold after a run; every followed topic read; no internal error, no invalid record.

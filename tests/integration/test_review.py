@@ -10,7 +10,8 @@ from jsonschema import Draft202012Validator, FormatChecker
 
 from classifiers.base import LABELS
 from streams.io import produce_lines
-from streams.records import load_schema
+from streams.records import DecisionMessage, load_schema
+from streams.review.signing import sign
 from tests.integration.conftest import Deployment
 
 # Nothing reaches a referral threshold of 1, everything reaches a review threshold of 0: every
@@ -194,3 +195,44 @@ def test_decisions_wait_for_the_reviews_and_the_first_one_is_in_force(deployment
 
 def referrals_by_id(out: dict[str, list[tuple[str, dict]]]) -> list[tuple[str, str]]:
     return [(r["item_id"], r["referral_id"]) for _, r in out["referrals"]]
+
+
+def test_with_a_decision_key_only_signed_decisions_are_applied(deployment: Deployment) -> None:
+    """The key set: an unsigned decision produced straight to the decisions topic is dead-lettered
+    as ``unsigned_decision`` and is never in force; the signed decision that follows, as the
+    console writes it, becomes the referral, whose review block records the reviewer and role."""
+    key = "integration-test-decision-key"
+    deployment.start_worker(**REVIEW_ALL, PROPWATCH_DECISION_KEY=key)
+    produce_lines(deployment.settings, [post(0, TEXTS[0])])
+    [(_, review)] = deployment.read_outputs(expected=1)["review"]
+    forged = {
+        "review_id": review["review_id"],
+        "decision": "approve",
+        "reviewer": "analyst-7",
+        "decision_id": "d-1",
+        "labels": ["threat"],
+    }
+    deployment.send("decisions", [forged], key="review_id")
+    topics = ("referrals", "cleared", "dlq")
+    [(_, dead)] = deployment.read_outputs(expected=1, topics=topics)["dlq"]
+    assert dead["error"]["code"] == "unsigned_decision" and dead["stage"] == "review"
+    assert dead["item_id"] == review["review_id"] and "no signature" in dead["error"]["message"]
+
+    sent = DecisionMessage(
+        review_id=review["review_id"],
+        decision="approve",
+        reviewer="analyst-7",
+        role="reviewer",
+        labels=("recruitment",),
+        reason="recruits for a fictional group",
+        decision_id="d-1",  # the forgery's id: were the forgery in force, this would be a replay
+        decided_at="2026-11-30T10:00:00Z",
+    ).as_json()
+    deployment.send("decisions", [{**sent, "signature": sign(sent, key.encode())}], key="review_id")
+    out = deployment.read_outputs(expected=2, topics=topics)
+    [(_, referral)] = out["referrals"]
+    assert referral["labels"] == ["recruitment"] and referral["decided_by"] == "review"
+    assert referral["review"]["reviewer"] == "analyst-7" and referral["review"]["role"] == "reviewer"
+    assert referral["review"]["decision_id"] == "d-1"
+    Draft202012Validator(load_schema("referral"), format_checker=FormatChecker()).validate(referral)
+    assert out["cleared"] == [] and [r["error"]["code"] for _, r in out["dlq"]] == ["unsigned_decision"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -55,19 +56,19 @@ def review(
 
 
 class Desk:
-    """A review queue, a decision log and the processor, with decisions appended to the log in
-    order the way the decisions topic's follower appends them."""
+    """A review queue, a decision log (holding ``keys``, the decision keys, if any) and the
+    processor, with decisions appended to the log in order the way the decisions topic's follower
+    appends them."""
 
-    def __init__(self, *reviews: dict[str, Any]) -> None:
+    def __init__(self, *reviews: dict[str, Any], keys: Sequence[bytes] = ()) -> None:
         self.queue = ReviewQueue(LABELS)
-        self.log = DecisionLog(LABELS)
+        self.log = DecisionLog(LABELS, keys)
         self.metrics = Metrics()
         self.processor = DecisionProcessor(
             self.queue,
             self.log,
             reviews_follower=None,
             log_follower=None,
-            labels=LABELS,
             metrics=self.metrics,
             actor="worker",
             learn=True,

@@ -1,5 +1,5 @@
-"""The deployment: ``docker-compose.yml`` (Kafka KRaft, topics, worker, Prometheus, Grafana), the
-``Dockerfile`` and the Kubernetes manifests of ``deploy/k8s``.
+"""The deployment: ``docker-compose.yml`` (Kafka KRaft, topics, worker, review console, Prometheus,
+Grafana), the ``Dockerfile`` and the Kubernetes manifests of ``deploy/k8s``.
 
 No Docker engine is needed: ``docker-compose config`` validates and normalises the Compose file,
 and the assertions run on its output. Works with docker-compose 1.29 (Debian's, YAML output) and
@@ -16,11 +16,14 @@ import shutil
 import subprocess
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 import yaml
 from packaging.requirements import Requirement
+from pydantic import SecretStr
+
+from streams.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -29,6 +32,31 @@ DOCKERIGNORE = ROOT / ".dockerignore"
 
 TORCH_PIN = "torch==2.13.0"
 MODEL_PATH = "/models/propwatch-tco-e5"
+CONSOLE_PORT = Settings.model_fields["console_port"].default
+KNOWN_SETTINGS = {f"PROPWATCH_{name.upper()}" for name in Settings.model_fields}
+
+
+def _is_secret(annotation: Any) -> bool:
+    return annotation is SecretStr or any(_is_secret(arg) for arg in get_args(annotation))
+
+
+SECRET_SETTINGS = {
+    f"PROPWATCH_{name.upper()}"
+    for name, field in Settings.model_fields.items()
+    if _is_secret(field.annotation)
+}
+"""The settings that hold secrets (``SecretStr``): never a value in a file of this repository."""
+
+
+def test_secret_settings_are_the_secrets() -> None:
+    assert {
+        "PROPWATCH_SASL_PASSWORD",
+        "PROPWATCH_SSL_KEY_PASSWORD",
+        "PROPWATCH_AUTHOR_HASH_KEY",
+        "PROPWATCH_DECISION_KEY",
+        "PROPWATCH_DECISION_PREVIOUS_KEYS",
+        "PROPWATCH_CONSOLE_SESSION_KEY",
+    } == SECRET_SETTINGS
 
 
 # --- Compose -------------------------------------------------------------------------------------
@@ -129,7 +157,7 @@ def test_compose_file_has_no_version_key() -> None:
 
 def test_compose_services(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    for name in ("kafka", "topics", "worker", "prometheus", "grafana"):
+    for name in ("kafka", "topics", "worker", "console", "prometheus", "grafana"):
         assert name in services, f"service {name!r} missing; services: {sorted(services)}"
 
 
@@ -189,8 +217,6 @@ def test_worker_environment(compose: dict[str, Any]) -> None:
 
 def test_worker_session_timeout_is_accepted_by_kafka(compose: dict[str, Any]) -> None:
     """The broker refuses to let a member join with a session timeout outside its bounds."""
-    from streams.settings import Settings
-
     kafka_env = _environment(_service(compose, "kafka"))
     low = int(kafka_env.get("KAFKA_GROUP_MIN_SESSION_TIMEOUT_MS", 6000))
     high = int(kafka_env.get("KAFKA_GROUP_MAX_SESSION_TIMEOUT_MS", 1_800_000))
@@ -230,6 +256,53 @@ def test_worker_scales(compose: dict[str, Any]) -> None:
     exposed = {str(p) for p in worker.get("expose") or []}
     assert "6066" in exposed or "6066/tcp" in exposed, exposed
     assert worker["command"] == ["worker", "--processes", "1"], "one worker per container, on 6066"
+
+
+def test_console_service(compose: dict[str, Any]) -> None:
+    console, worker = _service(compose, "console"), _service(compose, "worker")
+    assert console["command"] == ["console"]
+    assert console["image"] == worker["image"] and console["build"] == worker["build"], "the worker's image"
+    assert _depends_on(console) == {"kafka": "service_healthy", "topics": "service_completed_successfully"}
+    env = _environment(console)
+    assert env["PROPWATCH_KAFKA_BOOTSTRAP"] == _environment(worker)["PROPWATCH_KAFKA_BOOTSTRAP"]
+    assert env["PROPWATCH_CONSOLE_BIND"] == "0.0.0.0"
+    assert env["PROPWATCH_CONSOLE_PORT"] == str(CONSOLE_PORT)
+    assert env["PROPWATCH_GROUP_ID"] != Settings.model_fields["group_id"].default, "never the workers' group"
+    # one console, on the loopback interface only (plain HTTP: TLS goes in front of it)
+    assert "container_name" not in console
+    ports = console["ports"]
+    assert len(ports) == 1 and _published_ports(console) == {str(CONSOLE_PORT): str(CONSOLE_PORT)}, ports
+    (port,) = ports
+    host_ip = port.get("host_ip") if isinstance(port, dict) else str(port).split(":")[0]
+    assert host_ip == "127.0.0.1", port
+    health = " ".join(console["healthcheck"]["test"])
+    assert f"http://127.0.0.1:{CONSOLE_PORT}/health" in health, health
+    # the users file lives on a named volume, kept across restarts and writable by add-user
+    users = Path(env["PROPWATCH_CONSOLE_USERS_FILE"])
+    (mount,) = [m for m in _mounts(console) if Path(m["target"]) == users.parent]
+    assert mount.get("type", "volume") == "volume" and not mount.get("read_only"), mount
+    assert mount["source"].split("_")[-1] in compose.get("volumes", {}), mount
+
+
+def test_compose_environment_names_known_settings(compose: dict[str, Any]) -> None:
+    for name in ("topics", "worker", "console"):
+        env = _environment(_service(compose, name))
+        names = {key for key in env if key.startswith("PROPWATCH_")}
+        assert names <= KNOWN_SETTINGS, f"{name}: unknown settings {sorted(names - KNOWN_SETTINGS)}"
+
+
+def test_compose_passes_secrets_through_and_writes_none() -> None:
+    """Secrets come from the shell that runs compose (an environment entry without a value),
+    never from the file; the decision key reaches the console and every worker."""
+    raw = yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))  # merge keys (<<) resolved
+    for name, service in raw["services"].items():
+        env = service.get("environment") or {}
+        assert isinstance(env, dict), f"{name}: environment as a mapping"
+        for key in SECRET_SETTINGS & set(env):
+            assert env[key] is None, f"{name}: {key} must be passed through, not written in the file"
+    for name in ("worker", "console"):
+        assert "PROPWATCH_DECISION_KEY" in raw["services"][name]["environment"], name
+    assert "PROPWATCH_CONSOLE_SESSION_KEY" in raw["services"]["console"]["environment"]
 
 
 # --- Dockerfile ----------------------------------------------------------------------------------
@@ -348,6 +421,15 @@ def test_prometheus_scrapes_the_worker_service(compose: dict[str, Any]) -> None:
     assert str(sd["port"]) == _environment(_service(compose, "worker"))["PROPWATCH_WEB_PORT"]
 
 
+def test_prometheus_scrapes_the_console_service(compose: dict[str, Any]) -> None:
+    config = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text(encoding="utf-8"))
+    (job,) = [job for job in config["scrape_configs"] if job["job_name"] == "propwatch-console"]
+    ((host, port),) = [target.split(":") for static in job["static_configs"] for target in static["targets"]]
+    assert host in compose["services"] and _service(compose, host)["command"] == ["console"]
+    assert port == _environment(_service(compose, host))["PROPWATCH_CONSOLE_PORT"]
+    assert _depends_on(_service(compose, "prometheus")).get(host) in ("service_started", "service_healthy")
+
+
 def test_grafana_service(compose: dict[str, Any]) -> None:
     grafana = _service(compose, "grafana")
     assert str(grafana["image"]).startswith("grafana/grafana:"), grafana["image"]
@@ -380,16 +462,38 @@ def test_grafana_service(compose: dict[str, Any]) -> None:
 K8S = ROOT / "deploy" / "k8s"
 
 
-def _manifests() -> dict[str, dict[str, Any]]:
-    """Every manifest of deploy/k8s by kind (one object per file)."""
-    by_kind: dict[str, dict[str, Any]] = {}
+def _manifest_files() -> dict[str, dict[str, Any]]:
+    """Every manifest of deploy/k8s by file name (one object per file)."""
+    files: dict[str, dict[str, Any]] = {}
     for path in sorted(K8S.glob("*.yaml")):
         documents = [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d]
         assert len(documents) == 1, f"{path.name}: one object per file"
-        (document,) = documents
-        assert document["kind"] not in by_kind, f"two {document['kind']}s"
-        by_kind[document["kind"]] = document
+        (files[path.name],) = documents
+    return files
+
+
+def _is_console(manifest: dict[str, Any]) -> bool:
+    return bool(
+        manifest.get("metadata", {}).get("labels", {}).get("app.kubernetes.io/component") == "console"
+    )
+
+
+def _by_kind(manifests: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    by_kind: dict[str, dict[str, Any]] = {}
+    for manifest in manifests:
+        assert manifest["kind"] not in by_kind, f"two {manifest['kind']}s"
+        by_kind[manifest["kind"]] = manifest
     return by_kind
+
+
+def _manifests() -> dict[str, dict[str, Any]]:
+    """The manifests of deploy/k8s but the review console's, by kind: the workers' and shared ones."""
+    return _by_kind([m for m in _manifest_files().values() if not _is_console(m)])
+
+
+def _console_manifests() -> dict[str, dict[str, Any]]:
+    """The review console's manifests of deploy/k8s, by kind."""
+    return _by_kind([m for m in _manifest_files().values() if _is_console(m)])
 
 
 def _container(manifests: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -401,21 +505,22 @@ def _container(manifests: dict[str, dict[str, Any]]) -> dict[str, Any]:
 def test_k8s_manifests_are_namespace_free_and_all_in_the_kustomization() -> None:
     manifests = _manifests()
     assert {"ConfigMap", "Deployment", "Service", "ScaledObject", "Kustomization"} <= set(manifests)
-    for kind, manifest in manifests.items():
-        assert "namespace" not in manifest.get("metadata", {}), f"{kind} sets a namespace"
+    assert {"Deployment", "Service"} == set(_console_manifests())
+    files = _manifest_files()
+    for name, manifest in files.items():
+        assert "namespace" not in manifest.get("metadata", {}), f"{name} sets a namespace"
+    objects = [(m["kind"], m.get("metadata", {}).get("name")) for m in files.values()]
+    assert len(objects) == len(set(objects)), f"two objects of one kind and name: {objects}"
     resources = set(manifests["Kustomization"]["resources"])
     assert resources == {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
     assert "namespace" not in manifests["Kustomization"]
 
 
 def test_k8s_configmap_holds_known_settings_only() -> None:
-    from streams.settings import Settings
-
     data = _manifests()["ConfigMap"]["data"]
-    known = {f"PROPWATCH_{name.upper()}" for name in Settings.model_fields}
     settings_keys = {k for k in data if k.startswith("PROPWATCH_")}
-    assert settings_keys <= known, f"unknown settings: {sorted(settings_keys - known)}"
-    for secret in ("PROPWATCH_SASL_PASSWORD", "PROPWATCH_SSL_KEY_PASSWORD", "PROPWATCH_AUTHOR_HASH_KEY"):
+    assert settings_keys <= KNOWN_SETTINGS, f"unknown settings: {sorted(settings_keys - KNOWN_SETTINGS)}"
+    for secret in SECRET_SETTINGS:
         assert secret not in data, f"{secret} belongs in a Secret"
     assert all(isinstance(v, str) for v in data.values()), "ConfigMap values are strings"
     # the values parse as settings
@@ -430,8 +535,6 @@ def test_k8s_configmap_commented_examples_are_valid_settings(monkeypatch: pytest
     """The optional settings shown commented out in configmap.yaml (known content, review, shadow
     model) are known settings whose example values parse, read from the environment as the worker
     reads them, together with the rest of the ConfigMap."""
-    from streams.settings import Settings
-
     examples: dict[str, Any] = {}
     for line in (K8S / "configmap.yaml").read_text(encoding="utf-8").splitlines():
         match = re.match(r"\s*#\s*(PROPWATCH_\w+:.*)", line)
@@ -494,6 +597,98 @@ def test_k8s_service_exposes_the_metrics_port_of_every_pod() -> None:
     (port,) = service["ports"]
     assert port["port"] == 6066 and port["targetPort"] in (6066, "metrics")
     assert service.get("publishNotReadyAddresses") is True, "scrape workers that lost the brokers too"
+    console_pods = _console_manifests()["Deployment"]["spec"]["template"]["metadata"]["labels"]
+    assert not service["selector"].items() <= console_pods.items(), "the console is not a worker"
+
+
+def _env(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """A container's ``env`` entries by name."""
+    return {entry["name"]: entry for entry in container.get("env") or []}
+
+
+def _secret_ref(container: dict[str, Any], name: str) -> dict[str, Any]:
+    entry = _env(container)[name]
+    assert "value" not in entry, f"{name}: a value written in the manifest"
+    ref: dict[str, Any] = entry["valueFrom"]["secretKeyRef"]
+    return ref
+
+
+def test_k8s_console_deployment() -> None:
+    manifests, console = _manifests(), _console_manifests()
+    deployment = console["Deployment"]
+    spec, pod = deployment["spec"], deployment["spec"]["template"]
+    assert spec["replicas"] == 1, "claims are in memory: one console"
+    assert spec["strategy"] == {"type": "Recreate"}, "never two consoles, not even during an update"
+    assert spec["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    (container,) = pod["spec"]["containers"]
+    worker_pod = manifests["Deployment"]["spec"]["template"]
+    worker = _container(manifests)
+    assert container["image"] == worker["image"] and container["args"] == ["console"]
+    assert {"configMapRef": {"name": manifests["ConfigMap"]["metadata"]["name"]}} in container["envFrom"]
+    assert not any("secretRef" in source for source in container["envFrom"]), "not the worker's credentials"
+
+    env = _env(container)
+    assert set(env) <= KNOWN_SETTINGS, f"unknown settings: {sorted(set(env) - KNOWN_SETTINGS)}"
+    assert env["PROPWATCH_CONSOLE_BIND"]["value"] == "0.0.0.0"
+    assert env["PROPWATCH_GROUP_ID"]["value"] != manifests["ConfigMap"]["data"]["PROPWATCH_GROUP_ID"]
+    assert env["PROPWATCH_CONSOLE_COOKIE_SECURE"]["value"] == "true", "TLS terminates in front of it"
+    (port,) = container["ports"]
+    assert port["containerPort"] == int(env["PROPWATCH_CONSOLE_PORT"]["value"]) == CONSOLE_PORT
+
+    def probe_port(probe: dict[str, Any]) -> Any:
+        return probe["httpGet"]["port"]
+
+    readiness, liveness = container["readinessProbe"], container["livenessProbe"]
+    assert readiness["httpGet"]["path"] == "/health"
+    assert liveness["httpGet"]["path"] in ("/health", "/metrics")
+    for probe in (readiness, liveness):
+        assert probe_port(probe) in (CONSOLE_PORT, port["name"]), probe
+    for kind in ("requests", "limits"):
+        assert {"cpu", "memory"} <= set(container["resources"][kind]), kind
+    assert pod["spec"]["securityContext"] == worker_pod["spec"]["securityContext"]
+    assert container["securityContext"] == worker["securityContext"]
+    assert pod["spec"]["automountServiceAccountToken"] is False
+
+    # secrets from Secrets only; the decision key from the workers' Secret, required here
+    for name in SECRET_SETTINGS & set(env):
+        _secret_ref(container, name)
+    decision_key = _secret_ref(container, "PROPWATCH_DECISION_KEY")
+    assert not decision_key.get("optional", False), "a console without the key writes refused decisions"
+    worker_key = _secret_ref(worker, "PROPWATCH_DECISION_KEY")
+    assert (decision_key["name"], decision_key["key"]) == (worker_key["name"], worker_key["key"])
+    assert worker_key.get("optional") is True, "workers run without a console too"
+    session_key = _secret_ref(container, "PROPWATCH_CONSOLE_SESSION_KEY")
+    assert session_key["name"] != decision_key["name"], "the workers need not read the session key"
+
+    # the users file: a Secret mounted read-only, the whole folder (no subPath: updates reach it)
+    users = Path(env["PROPWATCH_CONSOLE_USERS_FILE"]["value"])
+    (mount,) = [m for m in container["volumeMounts"] if Path(m["mountPath"]) == users.parent]
+    assert mount["readOnly"] is True and "subPath" not in mount
+    volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+    secret = volumes[mount["name"]]["secret"]
+    paths = [item["path"] for item in secret.get("items") or []]
+    assert paths == [users.name], paths
+    assert secret["secretName"] not in (decision_key["name"], session_key["name"])
+    assert secret["defaultMode"] & 0o007 == 0, "not readable by others"
+    assert any(m["mountPath"] == "/tmp" for m in container["volumeMounts"]), "a writable /tmp"
+
+
+def test_k8s_console_service() -> None:
+    console = _console_manifests()
+    service = console["Service"]["spec"]
+    labels = console["Deployment"]["spec"]["template"]["metadata"]["labels"]
+    assert service["selector"].items() <= labels.items()
+    worker_pods = _manifests()["Deployment"]["spec"]["template"]["metadata"]["labels"]
+    assert not service["selector"].items() <= worker_pods.items()
+    (port,) = service["ports"]
+    (container,) = console["Deployment"]["spec"]["template"]["spec"]["containers"]
+    assert port["port"] == CONSOLE_PORT and port["targetPort"] in (
+        CONSOLE_PORT,
+        container["ports"][0]["name"],
+    )
+    annotations = console["Service"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == str(CONSOLE_PORT)
+    assert annotations["prometheus.io/path"] == "/metrics"
 
 
 def test_k8s_scaledobject_scales_on_content_lag_up_to_the_partitions() -> None:

@@ -2,8 +2,10 @@
 
 ``promtool`` (Debian package ``prometheus``) checks the config and the rules and runs the rules'
 unit tests (``deploy/prometheus/alerts_test.yml``). Every PromQL expression of the dashboard and of
-the alerts may only name metrics the worker exports (``streams.metrics.Metrics``) or Prometheus's
-own ``up``: a renamed metric breaks this test instead of a panel or an alert, silently.
+the alerts selects one scrape job, the workers' (``propwatch``) or the review console's
+(``propwatch-console``, a process of its own), and may only name metrics that job exports
+(``streams.metrics.Metrics``, ``streams.metrics.ConsoleMetrics``) or Prometheus's own ``up``: a
+renamed metric breaks this test instead of a panel or an alert, silently.
 ``tests/integration/test_prometheus.py`` runs the same expressions on a real Prometheus scraping
 a real worker. The helpers here are shared with it.
 """
@@ -21,7 +23,8 @@ from typing import Any
 import pytest
 import yaml
 
-from streams.metrics import AGENTS, Metrics
+from streams.metrics import AGENTS, ConsoleMetrics, Metrics
+from streams.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
@@ -37,6 +40,9 @@ OPERATORS_DOC = ROOT / "docs" / "operators.md"
 DASHBOARD_UID = "propwatch-overview"
 DATASOURCE_UID = "prometheus"
 JOB = "propwatch"
+CONSOLE_JOB = "propwatch-console"
+# What each scrape job exports: one metrics container per process kind.
+EXPORTERS: dict[str, type[Metrics] | type[ConsoleMetrics]] = {JOB: Metrics, CONSOLE_JOB: ConsoleMetrics}
 INSTALL_HINT = "Install it with: apt-get update && apt-get install -y prometheus"
 
 REQUIRED_ALERTS = {
@@ -50,6 +56,9 @@ REQUIRED_ALERTS = {
     "PropwatchInternalErrors",
     "PropwatchInvalidFollowedRecords",
     "PropwatchFollowerNotReady",
+    "PropwatchConsoleDown",
+    "PropwatchReviewWaitingTooLong",
+    "PropwatchUnsignedDecisions",
 }
 # Alerts that must have promtool cases both where they fire and where they must not.
 TESTED_BOTH_WAYS = {
@@ -57,9 +66,14 @@ TESTED_BOTH_WAYS = {
     "PropwatchInternalErrors",
     "PropwatchInvalidFollowedRecords",
     "PropwatchFollowerNotReady",
+    "PropwatchConsoleDown",
+    "PropwatchReviewWaitingTooLong",
+    "PropwatchUnsignedDecisions",
 }
 STALL_ALERT = "PropwatchWorkerStalled"
 STALL_PANEL = "Oldest unacknowledged batch"
+REVIEW_WAIT_ALERT = "PropwatchReviewWaitingTooLong"
+REVIEW_WAIT_PANEL = "Age of the oldest pending review"
 
 # Grafana's own variables; the dashboard's are in its templating list.
 GRAFANA_BUILTINS = {"__rate_interval", "__interval", "__range", "__range_s", "__interval_ms"}
@@ -112,9 +126,10 @@ def promql_metric_names(expr: str) -> set[str]:
     return {name for name in _IDENTIFIER.findall(text) if name.lower() not in _KEYWORDS}
 
 
-def exported_metric_names() -> set[str]:
-    """Every series name a fresh worker registry can expose: the samples it has now, and for
-    labelled families without children yet, the names their type implies."""
+def exported_metric_names(job: str = JOB) -> set[str]:
+    """Every series name a fresh registry of ``job``'s process (the worker's by default) can
+    expose: the samples it has now, and for labelled families without children yet, the names
+    their type implies."""
     suffixes = {
         "counter": ("_total", "_created"),
         "histogram": ("_bucket", "_count", "_sum", "_created"),
@@ -123,14 +138,24 @@ def exported_metric_names() -> set[str]:
         "summary": ("", "_count", "_sum", "_created"),
     }
     names: set[str] = set()
-    for family in Metrics().registry.collect():
+    for family in EXPORTERS[job]().registry.collect():
         names.update(sample.name for sample in family.samples)
         names.update(family.name + suffix for suffix in suffixes.get(family.type, ("",)))
     return names
 
 
-def allowed_metric_names() -> set[str]:
-    return exported_metric_names() | {"up"}
+def allowed_metric_names(job: str = JOB) -> set[str]:
+    return exported_metric_names(job) | {"up"}
+
+
+def expression_job(expr: str) -> str:
+    """The one scrape job an expression selects (``job="..."``): a panel or an alert reads one
+    kind of process, so that its metric names can be checked against that process's."""
+    jobs = set(re.findall(r'\bjob="([^"]*)"', expr))
+    assert len(jobs) == 1, f"select exactly one job of {sorted(EXPORTERS)}, not {sorted(jobs)}: {expr!r}"
+    (job,) = jobs
+    assert job in EXPORTERS, f"job {job!r} is none of {sorted(EXPORTERS)}: {expr!r}"
+    return job
 
 
 # --- The files -----------------------------------------------------------------------------------
@@ -274,6 +299,44 @@ def test_exported_metric_names_cover_the_documented_metrics() -> None:
     assert not any(name.startswith(("process_", "python_")) for name in names), "custom registry only"
 
 
+def test_exported_metric_names_of_the_console() -> None:
+    names = exported_metric_names(CONSOLE_JOB)
+    for expected in (
+        "propwatch_console_pending_reviews",
+        "propwatch_console_oldest_pending_review_age_seconds",
+        "propwatch_console_claimed_reviews",
+        "propwatch_console_decisions_total",
+        "propwatch_console_time_to_decision_seconds_bucket",
+        "propwatch_console_logins_total",
+        "propwatch_console_refused_forms_total",
+        "propwatch_console_followed_ready",
+    ):
+        assert expected in names, expected
+    assert not names & exported_metric_names(JOB), "the console and the worker export apart"
+    assert not any(name.startswith(("process_", "python_")) for name in names), "custom registry only"
+
+
+@pytest.mark.parametrize(
+    ("expr", "job"),
+    [
+        ('up{job="propwatch"} == 0 or absent(up{job="propwatch"})', JOB),
+        ('a{job="propwatch-console"} > 1 and on (instance) b{job="propwatch-console"} == 1', CONSOLE_JOB),
+    ],
+)
+def test_expression_job(expr: str, job: str) -> None:
+    assert expression_job(expr) == job
+
+
+@pytest.mark.parametrize(
+    "expr",
+    ['a{job="propwatch"} / b{job="propwatch-console"}', "sum(a)", 'a{job="other"}'],
+    ids=["two jobs", "no job", "unknown job"],
+)
+def test_expression_job_refuses_mixed_missing_and_unknown_jobs(expr: str) -> None:
+    with pytest.raises(AssertionError):
+        expression_job(expr)
+
+
 # --- Prometheus config ---------------------------------------------------------------------------
 
 
@@ -287,6 +350,17 @@ def test_prometheus_discovers_every_worker_by_dns() -> None:
     (sd,) = job["dns_sd_configs"]
     assert sd["type"] == "A" and sd["port"] == 6066
     assert "worker" in sd["names"], "the compose service name resolves to every worker container"
+
+
+def test_prometheus_scrapes_the_one_review_console() -> None:
+    config = yaml.safe_load(PROMETHEUS_CONFIG.read_text(encoding="utf-8"))
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert CONSOLE_JOB in jobs, f"the console's alerts and panels select job={CONSOLE_JOB!r}"
+    job = jobs[CONSOLE_JOB]
+    assert job.get("metrics_path", "/metrics") == "/metrics"
+    (static,) = job["static_configs"]
+    port = Settings.model_fields["console_port"].default
+    assert static["targets"] == [f"console:{port}"], "one replica, on PROPWATCH_CONSOLE_PORT's default"
 
 
 # --- Alerts --------------------------------------------------------------------------------------
@@ -309,9 +383,9 @@ def test_every_required_alert_is_there_with_severity_and_annotations() -> None:
 def test_alert_expressions_use_exported_metrics_only(rule: dict[str, Any]) -> None:
     names = promql_metric_names(rule["expr"])
     assert names, rule["expr"]
-    unknown = names - allowed_metric_names()
-    assert not unknown, f"{rule['alert']} names metrics the worker does not export: {sorted(unknown)}"
-    assert f'job="{JOB}"' in rule["expr"], f"{rule['alert']} must select job={JOB!r}"
+    job = expression_job(rule["expr"])
+    unknown = names - allowed_metric_names(job)
+    assert not unknown, f"{rule['alert']} names metrics job {job!r} does not export: {sorted(unknown)}"
 
 
 def test_alert_unit_tests_cover_firing_and_quiet_cases() -> None:
@@ -332,10 +406,10 @@ def test_alert_unit_tests_cover_firing_and_quiet_cases() -> None:
 LABELS_AT_RUN_TIME = {"propwatch_oldest_unacked_batch_age_seconds": {"agent": set(AGENTS)}}
 
 
-def _exported_label_values() -> dict[str, dict[str, set[str]]]:
-    """Per series name, the values a fresh worker registry has for each of its labels."""
+def _exported_label_values(job: str) -> dict[str, dict[str, set[str]]]:
+    """Per series name, the values a fresh registry of ``job``'s process has for each label."""
     values: dict[str, dict[str, set[str]]] = {}
-    for family in Metrics().registry.collect():
+    for family in EXPORTERS[job]().registry.collect():
         for sample in family.samples:
             for key, value in sample.labels.items():
                 values.setdefault(sample.name, {}).setdefault(key, set()).add(value)
@@ -346,15 +420,19 @@ def _exported_label_values() -> dict[str, dict[str, set[str]]]:
 
 
 def test_alert_unit_tests_use_series_the_worker_exports() -> None:
-    """A promtool case on a series the worker never exports (a misspelt name, a label value
-    such as stage="routing" where the worker says "route") would pass and prove nothing."""
+    """A promtool case on a series the worker (or the console) never exports (a misspelt name, a
+    label value such as stage="routing" where the worker says "route") would pass and prove
+    nothing. Each series is checked against what its job's process exports."""
     document = yaml.safe_load(ALERTS_TEST.read_text(encoding="utf-8"))
-    allowed, exported = allowed_metric_names(), _exported_label_values()
     for case in document["tests"]:
         for series in case["input_series"]:
             name, _, rest = series["series"].partition("{")
             name = name.strip()
-            assert name in allowed, f"{case['name']}: the worker does not export {name}"
+            if name == "up":  # Prometheus's own, for any job (also one propwatch does not run)
+                continue
+            job = expression_job(series["series"])
+            allowed, exported = allowed_metric_names(job), _exported_label_values(job)
+            assert name in allowed, f"{case['name']}: job {job!r} does not export {name}"
             for key, value in re.findall(r'(\w+)="([^"]*)"', rest):
                 known = exported.get(name, {}).get(key)
                 if key not in {"job", "instance"} and known:
@@ -377,6 +455,26 @@ def test_stall_alert_threshold_is_drawn_on_its_panel() -> None:
     assert panel["fieldConfig"]["defaults"]["custom"]["thresholdsStyle"]["mode"] != "off"
     for target in panel["targets"]:
         assert "agent" in target["legendFormat"] and "instance" in target["legendFormat"], target
+
+
+def test_review_wait_alert_threshold_is_drawn_on_its_panels() -> None:
+    (rule,) = [rule for rule in alert_rules() if rule["alert"] == REVIEW_WAIT_ALERT]
+    match = re.match(
+        r'propwatch_console_oldest_pending_review_age_seconds\{job="propwatch-console"\} > (\d+)\n',
+        rule["expr"],
+    )
+    assert match, rule["expr"]
+    threshold = float(match.group(1))
+    assert threshold == 4 * 3600, "docs/operators.md and the README say 4 hours"
+    panels = {p["title"]: p for p in iter_panels(load_dashboard()["panels"])}
+    for title in (REVIEW_WAIT_PANEL, "Oldest pending review"):
+        defaults = panels[title]["fieldConfig"]["defaults"]
+        assert [s["value"] for s in defaults["thresholds"]["steps"] if s["color"] == "red"] == [threshold]
+        assert defaults["unit"] == "s"
+        (target,) = panels[title]["targets"]
+        assert "propwatch_console_oldest_pending_review_age_seconds" in target["expr"]
+    custom = panels[REVIEW_WAIT_PANEL]["fieldConfig"]["defaults"]["custom"]
+    assert custom["thresholdsStyle"]["mode"] != "off"
 
 
 # --- Grafana -------------------------------------------------------------------------------------
@@ -430,23 +528,42 @@ def test_dashboard_has_the_panels_operators_need() -> None:
         "propwatch_model_info",
         "propwatch_broker_connected",
         "propwatch_worker_ready",
+        # the review console
+        "propwatch_console_pending_reviews",
+        "propwatch_console_oldest_pending_review_age_seconds",
+        "sum by (role, outcome) (increase(propwatch_console_decisions_total",
+        "histogram_quantile(0.9, sum by (le) (rate(propwatch_console_time_to_decision_seconds_bucket",
+        "propwatch_console_claimed_reviews",
+        'propwatch_console_logins_total{job="propwatch-console", outcome="failure"}',
+        "sum by (reason) (increase(propwatch_console_refused_forms_total",
+        'propwatch_dead_lettered_total{job="propwatch", instance=~"$instance", code="unsigned_decision"}',
     ):
         assert needle in text, needle
-    # every metric family the worker exports is on the dashboard somewhere
-    used = set().union(*(promql_metric_names(substitute_variables(expr)) for _, _, expr in queries))
-    families = {family.name for family in Metrics().registry.collect()}
-    for family in families:
-        assert any(name.startswith(family) for name in used), f"{family} is on no panel"
+    # every metric family the worker and the console export is on the dashboard somewhere, in a
+    # query of that process's job
+    for job, exporter in EXPORTERS.items():
+        used = set().union(
+            *(
+                promql_metric_names(substitute_variables(expr))
+                for _, _, expr in queries
+                if expression_job(expr) == job
+            )
+        )
+        for family in exporter().registry.collect():
+            assert any(name.startswith(family.name) for name in used), f"{family.name} is on no panel"
 
 
 def test_dashboard_expressions_use_exported_metrics_only() -> None:
-    allowed = allowed_metric_names()
     for title, ref, expr in dashboard_queries():
         names = promql_metric_names(substitute_variables(expr))
         assert names, f"{title}/{ref}: no metric in {expr!r}"
-        unknown = names - allowed
-        assert not unknown, f"{title}/{ref} names metrics the worker does not export: {sorted(unknown)}"
-        assert f'job="{JOB}"' in expr, f"{title}/{ref} must select job={JOB!r}"
+        job = expression_job(expr)
+        unknown = names - allowed_metric_names(job)
+        assert not unknown, f"{title}/{ref} names metrics job {job!r} does not export: {sorted(unknown)}"
+        if job == CONSOLE_JOB:  # $instance lists the workers
+            assert "$instance" not in expr, (
+                f"{title}/{ref}: the Worker selector does not apply to the console"
+            )
 
 
 def test_dashboard_variables_are_defined() -> None:
@@ -470,6 +587,7 @@ def test_operators_guide_covers_panels_alerts_and_metrics() -> None:
             assert panel["title"] in guide, f"panel {panel['title']!r} is not explained"
     for rule in alert_rules():
         assert f"### {rule['alert']}" in guide, f"alert {rule['alert']} has no section"
-    for family in Metrics().registry.collect():
-        name = family.name + {"counter": "_total", "info": "_info"}.get(family.type, "")
-        assert f"`{name}`" in guide, f"metric {name} is not in the metrics table"
+    for exporter in EXPORTERS.values():
+        for family in exporter().registry.collect():
+            name = family.name + {"counter": "_total", "info": "_info"}.get(family.type, "")
+            assert f"`{name}`" in guide, f"metric {name} is not in the metrics table"

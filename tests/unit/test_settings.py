@@ -63,6 +63,28 @@ def test_sasl_reaches_every_client_and_secrets_stay_hidden() -> None:
     assert "hunter2" not in repr(credentials)
 
 
+def test_decision_keys_come_in_force_first_and_stay_hidden(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings().decision_keys() == (), "unset: decisions are not checked"
+    monkeypatch.setenv("PROPWATCH_DECISION_KEY", "key-of-this-year")
+    monkeypatch.setenv("PROPWATCH_DECISION_PREVIOUS_KEYS", '["key-of-last-year", "k\u00e9y-before"]')
+    settings = Settings()
+    assert settings.decision_keys() == (b"key-of-this-year", b"key-of-last-year", "k\u00e9y-before".encode())
+    assert "this-year" not in repr(settings) and "last-year" not in str(settings.model_dump())
+
+
+@pytest.mark.parametrize(
+    "values, problem",
+    [
+        ({"decision_key": ""}, "must not be empty"),
+        ({"decision_key": "k", "decision_previous_keys": [""]}, "must not be empty"),
+        ({"decision_previous_keys": ["old"]}, "decision_key is not"),
+    ],
+)
+def test_decision_keys_that_would_open_the_topic_are_refused(values: dict[str, object], problem: str) -> None:
+    with pytest.raises(ValidationError, match=problem):
+        Settings(**values)  # type: ignore[arg-type]
+
+
 def _readme_settings_rows() -> dict[str, str]:
     """The README's settings table: ``{variable: default cell}``."""
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")

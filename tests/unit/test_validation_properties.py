@@ -17,6 +17,7 @@ from streams.records import (
     load_schema,
     parse_item,
 )
+from streams.review.signing import sign
 from tests import hostile
 
 DLQ = Draft202012Validator(load_schema("dlq"), format_checker=FormatChecker())
@@ -115,6 +116,8 @@ HOSTILE_DECISION = hostile.records(
         "decision_id": hostile.texts | hostile.lone_surrogates,
         "supersedes": hostile.texts,
         "override_reason": hostile.texts,
+        "role": st.sampled_from(["reviewer", "supervisor"]) | hostile.texts,
+        "signature": st.just(sign({}, b"k")) | hostile.texts | hostile.lone_surrogates,
     },
     keys=("review_id", "decision", "reviewer"),
 )
@@ -127,13 +130,18 @@ def test_hostile_decisions(raw: bytes | None) -> None:
     from streams.records import Decision, parse_decision
 
     value = message_bytes(raw)
-    result = parse_decision(value, labels=LABELS, default_decided_at="2026-11-20T09:14:03.000Z")
-    assert isinstance(result, Decision | Rejection)
-    if isinstance(result, Rejection):
-        record = DeadLetter.of(result, value, SourcePosition("t", 0, 0), received_at="2026-11-20T09:14:03Z")
-        DLQ.validate(json.loads(record.to_json()))
-    else:
-        encode(result.as_json())
+    for keys in ((), (b"k",)):
+        result = parse_decision(
+            value, labels=LABELS, default_decided_at="2026-11-20T09:14:03.000Z", keys=keys
+        )
+        assert isinstance(result, Decision | Rejection)
+        if isinstance(result, Rejection):
+            record = DeadLetter.of(
+                result, value, SourcePosition("t", 0, 0), received_at="2026-11-20T09:14:03Z"
+            )
+            DLQ.validate(json.loads(record.to_json()))
+        else:
+            encode(result.as_json())
 
 
 HOSTILE_HASHBANK = hostile.records(
