@@ -10,6 +10,7 @@ missing files. The shape (``deploy/SOURCES.yml`` is a documented example)::
       user_agent: "..."             # default: propwatch/VERSION (UNIT; content referral)
       connect_timeout: 10s
       read_timeout: 30s
+      total_timeout: 2m             # one request, start to last byte
       max_bytes: 5000000            # per response, after decompression
       max_redirects: 5
       per_host_delay: 5s            # between two requests to one host
@@ -20,6 +21,7 @@ missing files. The shape (``deploy/SOURCES.yml`` is a documented example)::
         every: 15m                  # how often it is read (s, m, h, d)
         expect_items_within: 24h    # alert when it sends nothing for longer
         platform: news.example      # optional: overrides what the connector says
+        fetch_pages: false          # feeds only: each entry's page for its text, not the summary
         enabled: true               # optional
       - {name: watchlist, kind: urls, urls_file: watchlist.txt}   # or urls: [...]
       - {name: site, kind: sitemap, url: https://news.example/sitemap.xml, max_pages: 100}
@@ -40,7 +42,6 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
-from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -54,6 +55,7 @@ from pydantic import (
 )
 
 from streams.records.content import CONTROL_OR_BREAK, FIELD_LIMITS
+from streams.sources.urls import normalise_url
 
 KINDS = ("feed", "urls", "sitemap", "warc", "telegram", "discord")
 NAME = re.compile(r"[a-z0-9_-]{1,64}")
@@ -79,17 +81,10 @@ def parse_duration(value: object) -> float:
 
 
 def check_url(value: object) -> str:
-    """An absolute http(s) URL with a host, without spaces or control characters."""
+    """An absolute http(s) URL with a host (one :func:`~streams.sources.urls.normalise_url` takes)."""
     if not isinstance(value, str):
         raise ValueError(f"a URL must be a string, not {type(value).__name__}")
-    if len(value) > FIELD_LIMITS["url"] or CONTROL_OR_BREAK.search(value) or " " in value:
-        raise ValueError(f"not a URL: {value[:100]!r}")
-    try:
-        parts = urlsplit(value)
-        parts.port  # noqa: B018  (raises on a port that is not a number in range)
-    except ValueError as exc:
-        raise ValueError(f"not a URL: {value[:100]!r} ({exc})") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    if normalise_url(value) is None:
         raise ValueError(f"not an http(s) URL with a host: {value[:100]!r}")
     return value
 
@@ -120,6 +115,8 @@ class FetchConfig(_Model):
     """None: :meth:`SourcesConfig.user_agent` builds one that names the unit."""
     connect_timeout: Annotated[Duration, Field(gt=0)] = 10.0
     read_timeout: Annotated[Duration, Field(gt=0)] = 30.0
+    total_timeout: Annotated[Duration, Field(gt=0)] = 120.0
+    """Longest one request may take, start to last byte."""
     max_bytes: Annotated[int, Field(ge=1024)] = 5_000_000
     max_redirects: Annotated[int, Field(ge=0, le=20)] = 5
     per_host_delay: Annotated[Duration, Field(ge=0)] = 5.0
@@ -148,6 +145,8 @@ class Source(_Model):
 class FeedSource(Source):
     kind: ClassVar[str] = "feed"
     url: Url
+    fetch_pages: bool = False
+    """Fetch each entry's page for its main text, instead of the entry's summary."""
 
 
 class UrlsSource(Source):

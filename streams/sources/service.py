@@ -35,7 +35,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -61,6 +61,9 @@ from streams.sources.config import (
 )
 from streams.sources.items import Built, Skipped, build_item
 from streams.sources.state import SourcesState
+
+if TYPE_CHECKING:
+    from streams.sources.fetch import FetchPolicy
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +177,22 @@ def file_connector(
     return connect
 
 
+def fetch_policy(config: SourcesConfig) -> FetchPolicy:
+    """The fetcher's policy from SOURCES.yml's ``fetch`` (and ``unit``, in the User-Agent)."""
+    from streams.sources.fetch import FetchPolicy
+
+    fetch = config.fetch
+    return FetchPolicy(
+        user_agent=config.user_agent,
+        connect_timeout_s=fetch.connect_timeout,
+        read_timeout_s=fetch.read_timeout,
+        total_timeout_s=fetch.total_timeout,
+        max_bytes=fetch.max_bytes,
+        max_redirects=fetch.max_redirects,
+        per_host_delay_s=fetch.per_host_delay,
+    )
+
+
 @contextlib.asynccontextmanager
 async def default_connectors(
     config: SourcesConfig, store: PassValidators, metrics: SourcesMetrics
@@ -185,11 +204,11 @@ async def default_connectors(
     from streams.sources.pages import read_sitemap, read_urls
     from streams.sources.warc import read_warc
 
-    async with Fetcher(config.fetch_policy(), store=store, metrics=metrics) as fetcher:
+    async with Fetcher(fetch_policy(config), validators=store, metrics=metrics) as fetcher:
 
         def read_web(source: Source) -> AsyncIterator[Found | Failure]:
             if isinstance(source, FeedSource):
-                return read_feed(fetcher, source.url, source=source.name)
+                return read_feed(fetcher, source.url, source=source.name, fetch_pages=source.fetch_pages)
             if isinstance(source, UrlsSource):
                 return read_urls(fetcher, source.urls, source=source.name)
             if isinstance(source, SitemapSource):

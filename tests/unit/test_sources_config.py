@@ -155,7 +155,7 @@ FEED = "  - name: a\n    kind: feed\n    url: https://a.example/feed\n"
         (
             "unit: x\nsources:\n  - name: a\n    kind: feed\n    url: https://a.example:99999/\n",
             5,
-            "url: not a URL",
+            "url: not an http(s) URL with a host: 'https://a.example:99999/'",
         ),
         (
             "unit: x\nsources:\n  - name: a\n    kind: urls\n    urls:\n"
@@ -234,7 +234,9 @@ def test_each_problem_is_one_file_line_reason(folder: Path, text: str, line: int
 def test_a_bad_url_in_a_urls_file_is_reported_at_its_own_line(folder: Path) -> None:
     (folder / "pages.txt").write_text("https://a.example/\n# comment\n\nnot a url\n")
     path = write(folder, "unit: x\nsources:\n  - {name: a, kind: urls, urls_file: pages.txt}\n")
-    with pytest.raises(ConfigError, match=re.escape(f"{folder / 'pages.txt'}:4: not a URL: 'not a url'")):
+    with pytest.raises(
+        ConfigError, match=re.escape(f"{folder / 'pages.txt'}:4: not an http(s) URL with a host: 'not a url'")
+    ):
         load_config(path)
 
 
