@@ -231,6 +231,7 @@ def cmd_sources(args: argparse.Namespace) -> int:
     what they find to the content topic. A bad SOURCES.yml: ``file:line: reason`` and exit 2."""
     import asyncio
     import signal
+    import sqlite3
 
     from kafka.errors import KafkaError
 
@@ -254,8 +255,14 @@ def cmd_sources(args: argparse.Namespace) -> int:
         logging.getLogger(name).setLevel(max(logging.INFO, logging.getLogger().level))
     command = f"propwatch sources {args.action}"
     try:
+        state = SourcesState.open(settings)
+    except (OSError, sqlite3.Error) as exc:
+        print(f"{command}: cannot open the state in {settings.data_dir}: {exc}", file=sys.stderr)
+        return 1
+    try:
         producer = Producer(settings)
     except KafkaError as exc:
+        state.close()
         print(f"{command}: cannot reach {settings.bootstrap}: {exc}", file=sys.stderr)
         return 1
     stopped_by: list[str] = []
@@ -271,11 +278,16 @@ def cmd_sources(args: argparse.Namespace) -> int:
             asyncio.get_running_loop().add_signal_handler(signum, on_signal, signum)
         await serve(service, stop)
 
-    with producer, SourcesState.open(settings) as state:
+    with producer, state:
         service = SourcesService(config, settings, producer, SourcesMetrics(), state)
         try:
             if args.action == "run":
-                asyncio.run(run_until_signalled(service))
+                try:
+                    asyncio.run(run_until_signalled(service))
+                except OSError as exc:  # the port of /health and /metrics (sources never raise)
+                    where = f"{settings.web_bind}:{settings.sources_port}"
+                    print(f"{command}: cannot serve /health and /metrics on {where}: {exc}", file=sys.stderr)
+                    return 1
                 print(f"{command}: stopped by {stopped_by[0]}", file=sys.stderr)
                 return 0
             results = asyncio.run(service.run_once())

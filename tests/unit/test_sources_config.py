@@ -267,3 +267,14 @@ def test_the_command_stops_on_a_bad_file_with_its_line(
     path = write(folder, "unit: x\nsources:\n" + FEED + "    every: soon\n")
     assert main(["sources", action, str(path)]) == EXIT_USAGE
     assert capsys.readouterr().err == f"{path}:6: every: a duration such as 30s, 15m, 2h or 1d, not 'soon'\n"
+
+
+def test_the_command_says_when_its_state_cannot_be_opened(
+    folder: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from streams.cli import main
+
+    path = write(folder, "unit: x\nsources:\n" + FEED)
+    monkeypatch.setenv("PROPWATCH_DATA_DIR", str(path))  # a file, not a folder
+    assert main(["sources", "once", str(path)]) == 1
+    assert "propwatch sources once: cannot open the state in" in capsys.readouterr().err

@@ -28,6 +28,7 @@ from streams.sources.service import (
     PassValidators,
     SourcesService,
     backoff_delay,
+    fetch_policy,
     file_connector,
     web_app,
 )
@@ -484,3 +485,18 @@ async def test_health_and_metrics_are_served(state: SourcesState, metrics: Sourc
         assert body["status"] == "ok" and body["sources"] == {
             "news": {"last_pass": "ok", "failures_in_a_row": 0, "next_attempt": None}
         }
+
+
+def test_the_fetch_policy_comes_from_sources_yml() -> None:
+    fetch = FetchConfig(
+        connect_timeout="5s",
+        read_timeout="20s",
+        total_timeout="1m",
+        max_bytes=100_000,
+        max_redirects=2,
+        per_host_delay="3s",
+    )
+    policy = fetch_policy(SourcesConfig(path=Path("SOURCES.yml"), unit="IRU-Test", fetch=fetch, sources=()))
+    assert policy.user_agent.startswith("propwatch/") and "IRU-Test" in policy.user_agent
+    assert (policy.connect_timeout_s, policy.read_timeout_s, policy.total_timeout_s) == (5.0, 20.0, 60.0)
+    assert (policy.max_bytes, policy.max_redirects, policy.per_host_delay_s) == (100_000, 2, 3.0)
