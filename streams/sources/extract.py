@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from html.parser import HTMLParser
 
 import htmldate
 import trafilatura
@@ -20,6 +21,13 @@ MAX_HTML_BYTES = 5_000_000
 """Most bytes (or characters) of HTML :func:`extract_page` reads; a longer page is not extracted."""
 TITLE_MAX_CHARS = 512
 DATE_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
+BLOCK_TAGS = frozenset(
+    "address article aside blockquote br dd div dl dt figcaption figure footer h1 h2 h3 h4 h5 h6 header "
+    "hr li main nav ol p pre section table td th tr ul".split()
+)
+"""Tags that break a line in :func:`html_to_text`."""
+HIDDEN_TAGS = frozenset(("script", "style", "template", "noscript"))
+"""Tags whose content is not text a reader sees."""
 
 
 def clean_field(value: object, max_chars: int) -> str | None:
@@ -81,3 +89,41 @@ def _published_at(html: bytes | str, url: str) -> datetime | None:
         log.info("no publication date: %s: %s", type(exc).__name__, url)
         return None
     return published if published.tzinfo is not None else published.replace(tzinfo=UTC)
+
+
+def html_to_text(fragment: str) -> str:
+    """The text a reader sees in an HTML ``fragment`` (a feed entry's summary): tags dropped,
+    character references decoded, scripts and styles left out, one line per block, white space
+    collapsed. The standard library's tolerant tokenizer: no tree, no entity declarations,
+    nothing fetched. Never raises (a fragment it cannot finish gives what it read so far)."""
+    parser = _TextOf()
+    try:
+        parser.feed(fragment)
+        parser.close()
+    except Exception as exc:  # html.parser on hostile input: keep what was read
+        log.info("HTML fragment not read whole: %s", type(exc).__name__)
+    lines = (" ".join(line.split()) for line in "".join(parser.parts).split("\n"))
+    return "\n".join(line for line in lines if line)
+
+
+class _TextOf(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._hidden = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in HIDDEN_TAGS:
+            self._hidden += 1
+        elif tag in BLOCK_TAGS:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in HIDDEN_TAGS:
+            self._hidden = max(0, self._hidden - 1)
+        elif tag in BLOCK_TAGS:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self._hidden:
+            self.parts.append(data)
