@@ -25,9 +25,9 @@ missing files. The shape (``deploy/SOURCES.yml`` is a documented example)::
         enabled: true               # optional
       - {name: watchlist, kind: urls, urls_file: watchlist.txt}   # or urls: [...]
       - {name: site, kind: sitemap, url: https://news.example/sitemap.xml, max_pages: 100}
-      - {name: capture, kind: warc, path: captures/2026-11.warc.gz}
+      - {name: capture, kind: warc, path: captures/2026-11.warc.gz}    # max_record_bytes
       - {name: channel, kind: telegram, path: export/result.json, channel_url: https://t.me/name}
-      - {name: server, kind: discord, path: export/server.json}
+      - {name: server, kind: discord, path: export/server.json}        # exports: max_bytes
 
 Relative paths (``urls_file``, ``path``) are relative to the folder of SOURCES.yml. A URL list
 file holds one URL a line; blank lines and lines starting with ``#`` are skipped, and a bad URL
@@ -55,7 +55,9 @@ from pydantic import (
 )
 
 from streams.records.content import CONTROL_OR_BREAK, FIELD_LIMITS
+from streams.sources.exports import MAX_EXPORT_BYTES, telegram_username
 from streams.sources.urls import normalise_url
+from streams.sources.warc import MAX_RECORD_BYTES
 
 KINDS = ("feed", "urls", "sitemap", "warc", "telegram", "discord")
 NAME = re.compile(r"[a-z0-9_-]{1,64}")
@@ -98,6 +100,12 @@ def _text(limit: int) -> BeforeValidator:
         return value
 
     return BeforeValidator(check)
+
+
+def _telegram_channel(value: object) -> object:
+    if isinstance(value, str) and telegram_username(value) is None:
+        raise ValueError(f"not a public channel's address such as https://t.me/name: {value[:100]!r}")
+    return value
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
@@ -170,17 +178,22 @@ class FileSource(Source):
 
 class WarcSource(FileSource):
     kind: ClassVar[str] = "warc"
-    max_record_bytes: Annotated[int, Field(ge=1024)] = 5_000_000
+    max_record_bytes: Annotated[int, Field(ge=1024)] = MAX_RECORD_BYTES
+    """Most bytes of one record's payload, after decoding; a larger record is skipped (``too_large``)."""
 
 
 class TelegramSource(FileSource):
     kind: ClassVar[str] = "telegram"
-    channel_url: Url | None = None
-    """The public channel's address (``https://t.me/NAME``), for each message's permalink."""
+    channel_url: Annotated[str, BeforeValidator(_telegram_channel)] | None = None
+    """The public channel's address (``https://t.me/NAME``, ``@NAME``), for each message's
+    permalink; none: the messages have no URL."""
+    max_bytes: Annotated[int, Field(ge=1024)] = MAX_EXPORT_BYTES
+    """Most bytes of the export file (parsing JSON takes several times its size in memory)."""
 
 
 class DiscordSource(FileSource):
     kind: ClassVar[str] = "discord"
+    max_bytes: Annotated[int, Field(ge=1024)] = MAX_EXPORT_BYTES
 
 
 MODELS: dict[str, type[Source]] = {

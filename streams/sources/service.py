@@ -35,7 +35,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -59,11 +59,13 @@ from streams.sources.config import (
     UrlsSource,
     WarcSource,
 )
+from streams.sources.exports import read_discord_export, read_telegram_export
+from streams.sources.feeds import read_feed
+from streams.sources.fetch import Fetcher, FetchPolicy
 from streams.sources.items import Built, Skipped, build_item
+from streams.sources.pages import read_sitemap, read_urls
 from streams.sources.state import SourcesState
-
-if TYPE_CHECKING:
-    from streams.sources.fetch import FetchPolicy
+from streams.sources.warc import read_warc
 
 log = logging.getLogger(__name__)
 
@@ -179,8 +181,6 @@ def file_connector(
 
 def fetch_policy(config: SourcesConfig) -> FetchPolicy:
     """The fetcher's policy from SOURCES.yml's ``fetch`` (and ``unit``, in the User-Agent)."""
-    from streams.sources.fetch import FetchPolicy
-
     fetch = config.fetch
     return FetchPolicy(
         user_agent=config.user_agent,
@@ -198,12 +198,6 @@ async def default_connectors(
     config: SourcesConfig, store: PassValidators, metrics: SourcesMetrics
 ) -> AsyncIterator[Mapping[str, Connector]]:
     """The connector of each kind: one fetcher for every web source, a worker thread for files."""
-    from streams.sources.exports import read_discord_export, read_telegram_export
-    from streams.sources.feeds import read_feed
-    from streams.sources.fetch import Fetcher
-    from streams.sources.pages import read_sitemap, read_urls
-    from streams.sources.warc import read_warc
-
     async with Fetcher(fetch_policy(config), validators=store, metrics=metrics) as fetcher:
 
         def read_web(source: Source) -> AsyncIterator[Found | Failure]:
@@ -219,9 +213,11 @@ async def default_connectors(
             if isinstance(source, WarcSource):
                 return read_warc(source.path, max_record_bytes=source.max_record_bytes)
             if isinstance(source, TelegramSource):
-                return read_telegram_export(source.path, channel_url=source.channel_url)
+                return read_telegram_export(
+                    source.path, channel_url=source.channel_url, max_bytes=source.max_bytes
+                )
             if isinstance(source, DiscordSource):
-                return read_discord_export(source.path)
+                return read_discord_export(source.path, max_bytes=source.max_bytes)
             raise TypeError(f"no reader for {source.kind}")
 
         files = file_connector(read_file, store, metrics)

@@ -215,6 +215,12 @@ FEED = "  - name: a\n    kind: feed\n    url: https://a.example/feed\n"
         ),
         ("unit: x\nsources:\n  - just a string\n", 3, "a source must be a mapping"),
         (
+            "unit: x\nsources:\n  - name: a\n    kind: telegram\n    path: files/result.json\n"
+            "    channel_url: https://example.org/chan\n",
+            6,
+            "channel_url: not a public channel's address such as https://t.me/name",
+        ),
+        (
             "unit: !!python/object/apply:os.system ['true']\nsources: []\n",
             1,
             "YAML: unsupported tag tag:yaml.org,2002:python/object/apply:os.system",
