@@ -108,29 +108,40 @@ class PassResult:
 
 # --- validators, kept aside until a pass succeeds ----------------------------------------------------
 
-_pending: ContextVar[dict[str, Validators] | None] = ContextVar("pending_validators", default=None)
+
+@dataclass
+class _Pass:
+    """The pass under way in this task: its source, and the validators it received."""
+
+    source: str
+    validators: dict[str, Validators] = field(default_factory=dict)
+
+
+_current: ContextVar[_Pass | None] = ContextVar("sources_pass", default=None)
 
 
 class PassValidators:
-    """The fetcher's :class:`~streams.sources.base.ValidatorStore`: inside a pass, what it is told
-    to remember waits in the pass's own dictionary (a context variable: each pass is a task), and
-    the service writes it to the state when the pass succeeded."""
+    """The fetcher's :class:`~streams.sources.base.ValidatorStore`, per source: inside a pass (a
+    context variable: each pass is a task), what it is told to remember waits in the pass, and
+    the service writes it to the state only when the pass succeeded."""
 
     def __init__(self, state: SourcesState) -> None:
         self.state = state
 
     def validators(self, url: str) -> Validators | None:
-        pending = _pending.get()
-        if pending is not None and url in pending:
-            return pending[url]
-        return self.state.validators(url)
+        current = _current.get()
+        if current is None:
+            return self.state.validators(url)
+        if url in current.validators:
+            return current.validators[url]
+        return self.state.validators(url, source=current.source)
 
     def remember(self, url: str, validators: Validators) -> None:
-        pending = _pending.get()
-        if pending is None:
+        current = _current.get()
+        if current is None:
             self.state.remember(url, validators)
         else:
-            pending[url] = validators
+            current.validators[url] = validators
 
 
 # --- connectors ----------------------------------------------------------------------------------------
@@ -304,19 +315,19 @@ class SourcesService:
     async def read(self, source: Source, connectors: Mapping[str, Connector]) -> PassResult:
         """One pass of ``source``. Never raises (but for cancellation)."""
         result = PassResult(source.name)
-        pending: dict[str, Validators] = {}
-        token = _pending.set(pending)
+        current = _Pass(source.name)
+        token = _current.set(current)
         try:
             await self._read(source, connectors[source.kind], result)
         except Exception as exc:  # the per-source boundary: a bug in a connector or below
             log.exception("source %s: pass failed with an exception", source.name)
             self._count(source, result, Failure("read_error", f"{type(exc).__name__}: {exc}", fatal=True))
         finally:
-            _pending.reset(token)
+            _current.reset(token)
         now = time.time()
         if result.fatal is None:
-            for url, validators in pending.items():
-                self.state.remember(url, validators)
+            for url, validators in current.validators.items():
+                self.state.remember(url, validators, source=source.name)
             self.state.succeeded(source.name)
             self.metrics.last_success.labels(source=source.name).set(now)
         else:

@@ -6,8 +6,9 @@
   producer's flush was acknowledged: delivery is at-least-once, and a crash between the
   acknowledgement and the mark sends it again on the next pass, with the same deterministic id
   (:mod:`streams.sources.items`), so the pipeline's outputs for it repeat their ids;
-- ``validators``: each URL's ETag and Last-Modified (the :class:`ValidatorStore` the fetcher uses),
-  so that re-polling costs a 304;
+- ``validators``: each URL's ETag and Last-Modified, per source (the :class:`ValidatorStore` the
+  fetcher uses), so that re-polling costs a 304; per source, so that a URL two sources read is new
+  to each until it has read it;
 - ``backoff``: each failing source's consecutive failures and when to try it next.
 
 One connection, shared by the event loop and the service's threads behind a lock; every call is
@@ -40,9 +41,11 @@ CREATE TABLE IF NOT EXISTS sent (
     PRIMARY KEY (url, source, content_sha256)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS validators (
-    url TEXT PRIMARY KEY,
+    source TEXT NOT NULL,
+    url TEXT NOT NULL,
     etag TEXT,
-    last_modified TEXT
+    last_modified TEXT,
+    PRIMARY KEY (source, url)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS backoff (
     source TEXT PRIMARY KEY,
@@ -122,23 +125,25 @@ class SourcesState:
 
     # --- validators (ValidatorStore) ------------------------------------------------------------
 
-    def validators(self, url: str) -> Validators | None:
+    def validators(self, url: str, *, source: str = "") -> Validators | None:
         with self._lock:
             row = self._db.execute(
-                "SELECT etag, last_modified FROM validators WHERE url = ?", (url,)
+                "SELECT etag, last_modified FROM validators WHERE source = ? AND url = ?", (source, url)
             ).fetchone()
         return None if row is None else Validators(etag=row[0], last_modified=row[1])
 
-    def remember(self, url: str, validators: Validators) -> None:
+    def remember(self, url: str, validators: Validators, *, source: str = "") -> None:
         etag, modified = (
             v if v is not None and len(v) <= MAX_VALIDATOR_CHARS else None
             for v in (validators.etag, validators.last_modified)
         )
         with self._lock:
             if etag is None and modified is None:
-                self._db.execute("DELETE FROM validators WHERE url = ?", (url,))
+                self._db.execute("DELETE FROM validators WHERE source = ? AND url = ?", (source, url))
             else:
-                self._db.execute("INSERT OR REPLACE INTO validators VALUES (?, ?, ?)", (url, etag, modified))
+                self._db.execute(
+                    "INSERT OR REPLACE INTO validators VALUES (?, ?, ?, ?)", (source, url, etag, modified)
+                )
 
     # --- backoff --------------------------------------------------------------------------------
 

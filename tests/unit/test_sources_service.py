@@ -383,6 +383,9 @@ async def test_a_large_pass_is_sent_in_acknowledged_batches(
 # --- validators wait for the pass to succeed --------------------------------------------------------
 
 
+FEED_URL = "https://news.example/feed.xml"
+
+
 async def test_a_pass_keeps_its_validators_only_if_it_succeeds(
     state: SourcesState, metrics: SourcesMetrics
 ) -> None:
@@ -391,20 +394,19 @@ async def test_a_pass_keeps_its_validators_only_if_it_succeeds(
 
     async def fetching(source: Source) -> AsyncIterator[Yield]:
         # what a fetcher does on a 200 with an ETag, then the entries of the feed
-        assert validators.validators("https://news.example/feed.xml") is None
-        validators.remember("https://news.example/feed.xml", Validators(etag='"e1"'))
-        assert validators.validators("https://news.example/feed.xml") == Validators(etag='"e1"')
+        assert validators.validators(FEED_URL) is None
+        validators.remember(FEED_URL, Validators(etag='"e1"'))
+        assert validators.validators(FEED_URL) == Validators(etag='"e1"')
         yield found(1)
 
     svc = service([feed("news")], {"feed": fetching}, state, metrics, producer)
     producer.fail = True
     await svc.run_once()
-    assert state.validators("https://news.example/feed.xml") is None, (
-        "the items were not sent: no 304 next time"
-    )
+    assert state.validators(FEED_URL, source="news") is None, "the items were not sent: no 304 next time"
     producer.fail = False
     await svc.run_once()
-    assert state.validators("https://news.example/feed.xml") == Validators(etag='"e1"')
+    assert state.validators(FEED_URL, source="news") == Validators(etag='"e1"')
+    assert state.validators(FEED_URL, source="other") is None, "each source has its own"
 
 
 async def test_an_unchanged_file_is_not_read_again(

@@ -37,17 +37,20 @@ def test_what_was_sent_stays_sent_after_reopening(tmp_path: Path) -> None:
         assert not state.is_sent(SentKey.of("https://a.example/p", "feed-a", "cd" * 32))
 
 
-def test_validators_are_remembered_replaced_and_forgotten(tmp_path: Path) -> None:
+def test_validators_are_remembered_per_source_replaced_and_forgotten(tmp_path: Path) -> None:
     url = "https://a.example/feed"
     with SourcesState(tmp_path / FILE_NAME) as state:
-        assert state.validators(url) is None
-        state.remember(url, Validators(etag='"v1"', last_modified="Tue, 01 Dec 2026 10:00:00 GMT"))
+        assert state.validators(url, source="feed-a") is None
+        state.remember(
+            url, Validators(etag='"v1"', last_modified="Tue, 01 Dec 2026 10:00:00 GMT"), source="feed-a"
+        )
     with SourcesState(tmp_path / FILE_NAME) as state:
-        assert state.validators(url) == Validators('"v1"', "Tue, 01 Dec 2026 10:00:00 GMT")
-        state.remember(url, Validators(etag='"v2"'))
-        assert state.validators(url) == Validators('"v2"', None)
-        state.remember(url, Validators(etag="x" * (MAX_VALIDATOR_CHARS + 1)))  # a server's whim
-        assert state.validators(url) is None
+        assert state.validators(url, source="feed-a") == Validators('"v1"', "Tue, 01 Dec 2026 10:00:00 GMT")
+        assert state.validators(url, source="feed-b") is None and state.validators(url) is None
+        state.remember(url, Validators(etag='"v2"'), source="feed-a")
+        assert state.validators(url, source="feed-a") == Validators('"v2"', None)
+        state.remember(url, Validators(etag="x" * (MAX_VALIDATOR_CHARS + 1)), source="feed-a")  # a whim
+        assert state.validators(url, source="feed-a") is None
 
 
 def test_backoff_counts_failures_in_a_row_and_survives_a_restart(tmp_path: Path) -> None:
