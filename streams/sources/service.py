@@ -31,7 +31,7 @@ import json
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -147,7 +147,9 @@ class PassValidators:
 # --- connectors ----------------------------------------------------------------------------------------
 
 
-async def iterate_in_thread(make: Callable[[], Iterator[T]], chunk: int = FILE_CHUNK) -> AsyncIterator[T]:
+async def iterate_in_thread(
+    make: Callable[[], Iterator[T]], chunk: int = FILE_CHUNK
+) -> AsyncGenerator[T, None]:
     """What the iterator ``make`` returns yields, each chunk read in a worker thread."""
     loop = asyncio.get_running_loop()
     iterator = await loop.run_in_executor(None, lambda: iter(make()))
@@ -183,8 +185,9 @@ def file_connector(
         if store.validators(key) == stamp:
             metrics.not_modified.labels(source=source.name).inc()
             return
-        async for found in iterate_in_thread(lambda: read(source)):
-            yield found
+        async with contextlib.aclosing(iterate_in_thread(lambda: read(source))) as records:
+            async for found in records:
+                yield found
         store.remember(key, stamp)
 
     return connect

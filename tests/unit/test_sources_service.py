@@ -20,7 +20,15 @@ from streams.metrics import SourcesMetrics
 from streams.records import ContentItem, parse_item
 from streams.settings import Settings
 from streams.sources.base import Failure, Found, Validators
-from streams.sources.config import FeedSource, FetchConfig, Source, SourcesConfig, UrlsSource, WarcSource
+from streams.sources.config import (
+    FeedSource,
+    FetchConfig,
+    Source,
+    SourcesConfig,
+    UrlsSource,
+    WarcSource,
+    load_config,
+)
 from streams.sources.items import Built, Skipped, build_item
 from streams.sources.service import (
     BACKOFF_CAP_S,
@@ -502,3 +510,32 @@ def test_the_fetch_policy_comes_from_sources_yml() -> None:
     assert policy.user_agent.startswith("propwatch/") and "IRU-Test" in policy.user_agent
     assert (policy.connect_timeout_s, policy.read_timeout_s, policy.total_timeout_s) == (5.0, 20.0, 60.0)
     assert (policy.max_bytes, policy.max_redirects, policy.per_host_delay_s) == (100_000, 2, 3.0)
+
+
+async def test_the_bundled_files_go_through_the_real_readers(
+    state: SourcesState, metrics: SourcesMetrics, tmp_path: Path
+) -> None:
+    """The default connectors (no web source, so no request) on the WARC and export fixtures."""
+    fixtures = Path(__file__).parents[1] / "fixtures" / "sources"
+    path = tmp_path / "SOURCES.yml"
+    path.write_text(
+        "unit: IRU-Test\nsources:\n"
+        f"  - {{name: capture, kind: warc, path: {fixtures / 'capture.warc.gz'}}}\n"
+        f"  - {{name: channel, kind: telegram, path: {fixtures / 'telegram' / 'result.json'},"
+        " channel_url: 'https://t.me/examplechannel'}\n"
+        f"  - {{name: server, kind: discord, path: {fixtures / 'discord' / 'export.json'}}}\n"
+    )
+    producer = RecordingProducer()
+    svc = SourcesService(load_config(path), Settings(), producer, metrics, state)  # type: ignore[arg-type]
+    first = await svc.run_once()
+    assert all(r.sent > 0 and r.fatal is None for r in first), [r.summary() for r in first]
+    items = producer.items()  # each parsed as the worker does
+    assert len(items) == sum(r.sent for r in first) == len({item.id for item in items})
+    assert {item.metadata["source"] for item in items} == {"capture", "channel", "server"}
+    assert any(item.url and item.url.startswith("https://t.me/examplechannel/") for item in items)
+    assert {item.lang for item in items} >= {"en", "nl"}
+    second = await svc.run_once()
+    assert [r.sent for r in second] == [0, 0, 0]
+    for name in ("capture", "channel", "server"):
+        assert sample(metrics, "propwatch_source_not_modified_total", source=name) == 1
+    svc.close()
