@@ -248,11 +248,6 @@ def cmd_sources(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return EXIT_USAGE
     settings = _settings()
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    for name in CLIENT_LOGGERS:  # they would log whole records at debug
-        logging.getLogger(name).setLevel(max(logging.INFO, logging.getLogger().level))
     command = f"propwatch sources {args.action}"
     try:
         state = SourcesState.open(settings)
@@ -278,6 +273,11 @@ def cmd_sources(args: argparse.Namespace) -> int:
             asyncio.get_running_loop().add_signal_handler(signum, on_signal, signum)
         await serve(service, stop)
 
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    for name in CLIENT_LOGGERS:  # they would log whole records at debug
+        logging.getLogger(name).setLevel(max(logging.INFO, logging.getLogger().level))
     with producer, state:
         service = SourcesService(config, settings, producer, SourcesMetrics(), state)
         try:
