@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -223,6 +224,81 @@ def _publish_bank_records(action: str, records: list[dict[str, object]]) -> int:
         return 1
     print(f"sent {sent} {action} records to {settings.topic('hashbank')}")
     return 0
+
+
+def cmd_sources(args: argparse.Namespace) -> int:
+    """``sources run|once FILE``: read the sources (on their schedules, or one pass each) and send
+    what they find to the content topic. A bad SOURCES.yml: ``file:line: reason`` and exit 2."""
+    import asyncio
+    import signal
+    import sqlite3
+
+    from kafka.errors import KafkaError
+
+    from streams.app import CLIENT_LOGGERS
+    from streams.kafka.producer import Producer
+    from streams.metrics import SourcesMetrics
+    from streams.sources.config import ConfigError, load_config
+    from streams.sources.service import SourcesService, serve
+    from streams.sources.state import SourcesState
+
+    try:
+        config = load_config(args.file)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_USAGE
+    settings = _settings()
+    command = f"propwatch sources {args.action}"
+    try:
+        state = SourcesState.open(settings)
+    except (OSError, sqlite3.Error) as exc:
+        print(f"{command}: cannot open the state in {settings.data_dir}: {exc}", file=sys.stderr)
+        return 1
+    try:
+        producer = Producer(settings)
+    except KafkaError as exc:
+        state.close()
+        print(f"{command}: cannot reach {settings.bootstrap}: {exc}", file=sys.stderr)
+        return 1
+    stopped_by: list[str] = []
+
+    async def run_until_signalled(service: SourcesService) -> None:
+        stop = asyncio.Event()
+
+        def on_signal(signum: signal.Signals) -> None:
+            stopped_by.append(signum.name)
+            stop.set()
+
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            asyncio.get_running_loop().add_signal_handler(signum, on_signal, signum)
+        await serve(service, stop)
+
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    for name in CLIENT_LOGGERS:  # they would log whole records at debug
+        logging.getLogger(name).setLevel(max(logging.INFO, logging.getLogger().level))
+    with producer, state:
+        service = SourcesService(config, settings, producer, SourcesMetrics(), state)
+        try:
+            if args.action == "run":
+                try:
+                    asyncio.run(run_until_signalled(service))
+                except OSError as exc:  # the port of /health and /metrics (sources never raise)
+                    where = f"{settings.web_bind}:{settings.sources_port}"
+                    print(f"{command}: cannot serve /health and /metrics on {where}: {exc}", file=sys.stderr)
+                    return 1
+                print(f"{command}: stopped by {stopped_by[0]}", file=sys.stderr)
+                return 0
+            results = asyncio.run(service.run_once())
+        finally:
+            service.close()
+    for result in results:
+        print(result.summary())
+    unsent = sum(result.failures["produce_error"] for result in results)
+    if unsent:
+        print(f"{command}: the broker at {settings.bootstrap} did not take every item", file=sys.stderr)
+    return 1 if unsent else 0
 
 
 @_starts_children
@@ -639,6 +715,21 @@ def build_parser() -> argparse.ArgumentParser:
         "entry_ids", nargs="+", metavar="ENTRY_ID", help="entry ids, as in referrals' match.entry_id"
     )
     h.set_defaults(func=cmd_hashbank_remove)
+
+    p = sub.add_parser(
+        "sources", help="find content: read SOURCES.yml's feeds, pages and files into the content topic"
+    )
+    sources = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    s = sources.add_parser(
+        "run", help="read every source on its schedule, with /health and /metrics on PROPWATCH_SOURCES_PORT"
+    )
+    s.add_argument("file", help="SOURCES.yml (see deploy/SOURCES.yml)")
+    s.set_defaults(func=cmd_sources)
+    s = sources.add_parser(
+        "once", help="read every source once, print what each sent, and exit (1 if the broker refused items)"
+    )
+    s.add_argument("file", help="SOURCES.yml (see deploy/SOURCES.yml)")
+    s.set_defaults(func=cmd_sources)
 
     p = sub.add_parser("demo", help="run the whole pipeline on a bundled sample, on an embedded broker")
     p.add_argument("--keep-running", action="store_true", help="keep broker and worker up afterwards")

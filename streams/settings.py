@@ -214,8 +214,16 @@ class Settings(BaseSettings):
         "(from 0) this port + i.",
     )
     web_bind: str = Field("127.0.0.1", description="Address the web server binds.")
+    sources_port: int = Field(
+        6075,
+        ge=1,
+        le=65535,
+        description="Port of /health and /metrics of `propwatch sources run` (on `web_bind`).",
+    )
     data_dir: Path = Field(
-        Path(".propwatch"), description="Folder for the worker's local state (Faust data dir)."
+        Path(".propwatch"),
+        description="Folder for local state: the worker's (Faust data dir) and the sources service's "
+        "(`sources.sqlite3`: what was sent, cache validators, backoff).",
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Worker log level.")
 

@@ -16,7 +16,7 @@ from pydantic import Field
 
 from streams import safejson
 from streams.records.base import Record, RecordError
-from streams.records.times import plausible_observed_at
+from streams.records.times import parse_rfc3339, plausible_observed_at
 from streams.safejson import NotJson, json_type
 
 OPTIONAL_STRING_FIELDS = ("url", "platform", "lang", "author")
@@ -88,6 +88,8 @@ class ContentItem(Record):
     lang: str | None = None
     author: str | None = None
     observed_at: str | None = None
+    published_at: str | None = None
+    """When the source says the content was published (RFC 3339), when it says; carried, not used."""
     metadata: dict[str, Any] = Field(default_factory=dict)
     extra: dict[str, Any] = Field(default_factory=dict)
 
@@ -217,12 +219,20 @@ def _item_from_object(data: dict[str, Any], *, max_text_bytes: int, now: float) 
             ErrorCode.INVALID_OBSERVED_AT,
             f"field 'observed_at' must be an RFC 3339 timestamp from 1990 to now, got {observed_at!r}"[:300],
         )
+    published_at = data.get("published_at")
+    if published_at is not None and (
+        not isinstance(published_at, str) or parse_rfc3339(published_at) is None
+    ):
+        return reject(
+            ErrorCode.INVALID_FIELD,
+            f"field 'published_at' must be an RFC 3339 timestamp, got {published_at!r}"[:300],
+        )
     metadata = data.get("metadata")
     if metadata is not None and not isinstance(metadata, dict):
         return reject(
             ErrorCode.INVALID_FIELD, f"field 'metadata' must be an object, got {json_type(metadata)}"
         )
-    known = {"id", "text", "observed_at", "metadata", *OPTIONAL_STRING_FIELDS}
+    known = {"id", "text", "observed_at", "published_at", "metadata", *OPTIONAL_STRING_FIELDS}
     return ContentItem(
         id=item_id,
         text=text,
@@ -231,6 +241,7 @@ def _item_from_object(data: dict[str, Any], *, max_text_bytes: int, now: float) 
         lang=lang,
         author=data.get("author"),
         observed_at=observed_at,
+        published_at=published_at,
         metadata=metadata or {},
         extra={k: v for k, v in data.items() if k not in known},
     )

@@ -1,0 +1,75 @@
+"""The sources service's SQLite state: what was sent, validators and backoff, across a restart."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from streams.settings import Settings
+from streams.sources.base import Validators
+from streams.sources.state import FILE_NAME, MAX_VALIDATOR_CHARS, SentKey, SourcesState
+
+SHA = "ab" * 32
+
+
+def test_the_state_lives_under_the_data_dir_in_wal_mode(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "data")
+    with SourcesState.open(settings) as state:
+        assert state.path == tmp_path / "data" / FILE_NAME
+    with sqlite3.connect(tmp_path / "data" / FILE_NAME) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_what_was_sent_stays_sent_after_reopening(tmp_path: Path) -> None:
+    page = SentKey.of("https://a.example/p", "feed-a", SHA)
+    message = SentKey.of(None, "channel", SHA)
+    with SourcesState(tmp_path / FILE_NAME) as state:
+        assert not state.is_sent(page) and not state.is_sent(message)
+        state.mark_sent([page, message])
+        state.mark_sent([page])  # marking twice is harmless
+    with SourcesState(tmp_path / FILE_NAME) as state:
+        assert state.is_sent(page) and state.is_sent(message)
+        # the same URL and content from another source was sent: a URL identifies the content
+        assert state.is_sent(SentKey.of("https://a.example/p", "other", SHA))
+        # without a URL, only the same source's same content is
+        assert not state.is_sent(SentKey.of(None, "other-channel", SHA))
+        # changed content at the same URL is new
+        assert not state.is_sent(SentKey.of("https://a.example/p", "feed-a", "cd" * 32))
+
+
+def test_validators_are_remembered_per_source_replaced_and_forgotten(tmp_path: Path) -> None:
+    url = "https://a.example/feed"
+    with SourcesState(tmp_path / FILE_NAME) as state:
+        assert state.validators(url, source="feed-a") is None
+        state.remember(
+            url, Validators(etag='"v1"', last_modified="Tue, 01 Dec 2026 10:00:00 GMT"), source="feed-a"
+        )
+    with SourcesState(tmp_path / FILE_NAME) as state:
+        assert state.validators(url, source="feed-a") == Validators('"v1"', "Tue, 01 Dec 2026 10:00:00 GMT")
+        assert state.validators(url, source="feed-b") is None and state.validators(url) is None
+        state.remember(url, Validators(etag='"v2"'), source="feed-a")
+        assert state.validators(url, source="feed-a") == Validators('"v2"', None)
+        state.remember(url, Validators(etag="x" * (MAX_VALIDATOR_CHARS + 1)), source="feed-a")  # a whim
+        assert state.validators(url, source="feed-a") is None
+
+
+def test_backoff_counts_failures_in_a_row_and_survives_a_restart(tmp_path: Path) -> None:
+    delays: list[int] = []
+
+    def delay(failures: int) -> float:
+        delays.append(failures)
+        return 60.0 * failures
+
+    with SourcesState(tmp_path / FILE_NAME) as state:
+        assert state.backoff("feed-a") is None
+        first = state.failed("feed-a", "timeout", delay, now=1000.0)
+        assert (first.failures, first.next_attempt, first.reason) == (1, 1060.0, "timeout")
+    with SourcesState(tmp_path / FILE_NAME) as state:
+        second = state.failed("feed-a", "http_status", delay, now=2000.0)
+        assert (second.failures, second.next_attempt, second.reason) == (2, 2120.0, "http_status")
+        assert state.backoff("feed-a") == second
+        assert state.backoff("feed-b") is None
+        state.succeeded("feed-a")
+        assert state.backoff("feed-a") is None
+        assert state.failed("feed-a", "timeout", delay, now=3000.0).failures == 1, "a success starts over"
+    assert delays == [1, 2, 1]
