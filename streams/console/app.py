@@ -134,12 +134,6 @@ def session_key(settings: Settings) -> bytes:
     return key.encode("utf-8")
 
 
-def decision_keys(settings: Settings) -> list[bytes]:
-    """The keys a decision's signature may hold with: the decision key, then earlier ones."""
-    keys = [settings.decision_key, *settings.decision_previous_keys] if settings.decision_key else []
-    return [key.get_secret_value().encode("utf-8") for key in keys if key is not None]
-
-
 def build_app(
     settings: Settings,
     users: Users,
@@ -153,7 +147,7 @@ def build_app(
     topics in the background (tests without a broker turn it off and feed ``app[CONSOLE].state``);
     ``sender`` writes decisions (default: to the decisions topic)."""
     metrics = metrics or ConsoleMetrics()
-    keys = decision_keys(settings)
+    keys = settings.decision_keys()
     state = ConsoleState(LABELS, keys=keys, similarity=settings.hashbank_similarity, clock=clock)
     console = Console(
         settings=settings,

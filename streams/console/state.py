@@ -24,7 +24,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from streams import safejson
 from streams.kafka.follower import Followed
 from streams.known_content.entry import BankError, Entry
 from streams.known_content.index import HashBank, Match
@@ -33,14 +32,10 @@ from streams.records import Decision, Review, parse_decision, parse_rfc3339
 from streams.review.log import DecisionLog, Logged, default_decided_at
 from streams.review.queue import ReviewQueue
 from streams.review.rules import in_force
-from streams.review.signing import verify
 
 from .priority import priority, urgency
 
 log = logging.getLogger(__name__)
-
-DECIDER_ROLES = ("reviewer", "supervisor")
-"""The roles a decision may carry (``DecisionMessage.role``)."""
 
 
 @dataclass(frozen=True)
@@ -48,14 +43,18 @@ class Read:
     """A valid decision as the console read it from the decisions topic."""
 
     logged: Logged
-    role: str | None
-    """The decider's role as the decision states it (None: not stated, or not a role)."""
     signed: bool | None
-    """Whether its signature holds with the decision key; None when no key is set."""
+    """Whether the worker would apply it with the decision keys (its signature holds, and a
+    supersede is signed by a supervisor); None when no key is set."""
 
     @property
     def decision(self) -> Decision:
         return self.logged.decision
+
+    @property
+    def role(self) -> str | None:
+        """The decider's role as the decision states it."""
+        return self.logged.decision.role
 
 
 @dataclass(frozen=True)
@@ -90,10 +89,9 @@ class ConsoleState:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.labels = labels
-        self.keys = tuple(keys)
         self.clock = clock
         self.queue = ReviewQueue(labels)
-        self.log = DecisionLog(labels)
+        self.log = DecisionLog(labels, keys)
         self.read: list[Read] = []
         """Every valid decision read (signed or not), in the topic's order."""
         self.sent: dict[str, str] = {}
@@ -108,27 +106,22 @@ class ConsoleState:
         return self.queue.apply(record)
 
     def apply_decision(self, record: Followed) -> str | None:
-        """Take a decisions topic message; why it does not count, or None."""
+        """Take a decisions topic message; why it does not count, or None. Every decision is kept
+        for the audit as sent; with the decision keys, only those the worker would apply (the
+        log's own reading, :meth:`DecisionLog.read`) count."""
         raw = record.value if record.value is not None else b""
         decision = parse_decision(
             raw, labels=self.labels, default_decided_at=default_decided_at(record.timestamp)
         )
         if not isinstance(decision, Decision):
             return f"{decision.code}: {decision.message}"
-        fields = safejson.parse_object(raw)
-        if not isinstance(fields, dict):  # cannot be: it parsed as a decision
-            return "not a JSON object"
-        role = fields.get("role")
-        signed = None
-        if self.keys:
-            problem = verify(fields, fields.get("signature"), self.keys)
-            signed = problem is None
+        checked = self.log.read(raw, record.timestamp) if self.log.keys else decision
         logged = Logged(record.source.partition, record.source.offset, record.timestamp, decision)
-        self.read.append(Read(logged, role if role in DECIDER_ROLES else None, signed))
+        self.read.append(Read(logged, None if not self.log.keys else isinstance(checked, Decision)))
         if self.sent.get(decision.review_id) == decision.decision_id:
             del self.sent[decision.review_id]
-        if signed is False:
-            return f"unsigned_decision: {problem}"
+        if not isinstance(checked, Decision):
+            return f"{checked.code}: {checked.message}"
         self.log.add(logged)
         return None
 
