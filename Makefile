@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
 .DEFAULT_GOAL := help
-.PHONY: help install model model-rebuild demo test test-unit test-integration lint evaluate clean
+.PHONY: help install model model-rebuild demo test test-unit test-integration screenshots lint evaluate clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-18s %s\n", $$1, $$2}'
@@ -47,6 +47,9 @@ test-unit: install ## the tests that need no broker
 
 test-integration: model ## the tests against the embedded broker
 	$(BIN)/python -m pytest tests/integration
+
+screenshots: install ## the review console's screenshots in docs/images (its browser tests, with Debian's chromium)
+	CONSOLE_SCREENSHOTS_DIR=docs/images $(BIN)/python -m pytest -q tests/integration/test_console_browser.py
 
 lint: install ## ruff (lint and format check)
 	$(BIN)/ruff check .

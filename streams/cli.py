@@ -732,7 +732,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_sources)
 
     p = sub.add_parser("demo", help="run the whole pipeline on a bundled sample, on an embedded broker")
-    p.add_argument("--keep-running", action="store_true", help="keep broker and worker up afterwards")
+    p.add_argument(
+        "--keep-running",
+        action="store_true",
+        help="keep broker and worker up afterwards, and serve the review console",
+    )
     p.add_argument("--sample", default=None, help="JSON Lines to stream instead of the bundled sample")
     p.set_defaults(func=cmd_demo)
 

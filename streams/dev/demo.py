@@ -1,8 +1,11 @@
-"""``propwatch demo``: broker, topics, worker and a bundled sample, in one command."""
+"""``propwatch demo``: broker, topics, worker and a bundled sample, in one command; with
+``--keep-running``, the review console too."""
 
 from __future__ import annotations
 
 import json
+import os
+import secrets
 import tempfile
 import time
 import uuid
@@ -18,7 +21,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from classifiers.base import LABELS
+from streams.console.users import Role, add_user
 from streams.dev.broker import EmbeddedBroker, free_port
+from streams.dev.console_process import ConsoleProcess
 from streams.dev.worker_process import WorkerProcess
 from streams.io import produce_lines
 from streams.kafka.admin import create_topics
@@ -55,6 +60,7 @@ def run_demo(*, keep_running: bool = False, sample: str | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="propwatch-demo-"))
     broker = EmbeddedBroker()
     worker: WorkerProcess | None = None
+    review_console: DemoConsole | None = None
     try:
         broker.start()
         console.print(f"[bold]broker[/] Tansu (embedded, memory storage) at {broker.bootstrap}")
@@ -68,9 +74,15 @@ def run_demo(*, keep_running: bool = False, sample: str | None = None) -> int:
         settings = Settings(kafka_bootstrap=broker.bootstrap, web_port=web_port)
         create_topics(settings)
         console.print(f"[bold]topics[/] {', '.join(settings.topic(s.name) for s in (*OUTPUTS,))} and content")
-        worker = WorkerProcess(env, workdir / "worker.log")
+        decision_key = secrets.token_urlsafe(32) if keep_running else None
+        worker = WorkerProcess({**env, **review_env(), **decision_env(decision_key)}, workdir / "worker.log")
         console.print(f"[bold]worker[/] starting (log: {worker.log_path}) ...")
+        if decision_key is not None:
+            review_console = start_console(env, decision_key, workdir)
+            console.print(f"[bold]console[/] starting (log: {review_console.process.log_path}) ...")
         worker.wait_healthy(timeout_s=180)
+        if review_console is not None:
+            review_console.process.wait_healthy(timeout_s=120)
         started = time.monotonic()
         report = produce_lines(settings, lines)
         console.print(
@@ -88,17 +100,81 @@ def run_demo(*, keep_running: bool = False, sample: str | None = None) -> int:
                 f"  curl http://127.0.0.1:{web_port}/metrics\n"
                 "Ctrl-C (or SIGTERM) stops everything."
             )
-            while worker.process.poll() is None:
+            if review_console is not None:
+                console.print(escape(review_console.describe()))
+            while worker.process.poll() is None and (
+                review_console is None or review_console.process.process.poll() is None
+            ):
                 time.sleep(0.5)
         return 0
     except RuntimeError as exc:
         console.print(f"[red]demo failed:[/] {exc}")
         return 1
     finally:
+        if review_console is not None:
+            review_console.process.stop()
         if worker is not None:
             worker.stop()
         broker.stop()
-        console.print("stopped the worker and the broker")
+        console.print(f"stopped the {'console, the ' if review_console else ''}worker and the broker")
+
+
+DEMO_REVIEW_THRESHOLDS = dict.fromkeys(LABELS, 0.15)
+"""The demo worker's review band: an item with no label at its referral threshold (0.5) but one at
+0.15 goes to review. With the default model, 7 of the bundled sample's 384 items land there
+(measured, in `propwatch demo` and scoring the sample alone: a handful for the console)."""
+DEMO_USERS: tuple[tuple[str, Role], ...] = (("demo-reviewer", "reviewer"), ("demo-supervisor", "supervisor"))
+"""The demo console's accounts, each with a random password made and printed at start."""
+
+
+def review_env() -> dict[str, str]:
+    """The demo's review band (:data:`DEMO_REVIEW_THRESHOLDS`) for its worker, unless the
+    environment sets thresholds of its own."""
+    if {"PROPWATCH_THRESHOLDS", "PROPWATCH_REVIEW_THRESHOLDS"} & set(os.environ):
+        return {}
+    return {"PROPWATCH_REVIEW_THRESHOLDS": json.dumps(DEMO_REVIEW_THRESHOLDS)}
+
+
+def decision_env(key: str | None) -> dict[str, str]:
+    """The decision key, for the worker and the console alike: decisions count only when signed."""
+    return {} if key is None else {"PROPWATCH_DECISION_KEY": key}
+
+
+@dataclass(frozen=True)
+class DemoConsole:
+    """The demo's review console and its accounts (name, role, password)."""
+
+    process: ConsoleProcess
+    logins: tuple[tuple[str, Role, str], ...]
+
+    def describe(self) -> str:
+        """What the demo prints once: the URL and each login (the only place the passwords show)."""
+        accounts = "\n".join(f"  {name} / {password}  ({role})" for name, role, password in self.logins)
+        return f"\nReview console: {self.process.url}/login, log in as\n{accounts}"
+
+
+def start_console(env: dict[str, str], decision_key: str, workdir: Path) -> DemoConsole:
+    """``propwatch console`` beside the demo's worker, over plain HTTP on loopback, on
+    ``PROPWATCH_CONSOLE_PORT`` when set (else a free port), with the accounts of
+    :data:`DEMO_USERS` in a users file in the demo's own folder. Not yet healthy."""
+    users_file = workdir / "console-users.json"
+    logins = []
+    for name, role in DEMO_USERS:
+        password = secrets.token_urlsafe(12)
+        add_user(users_file, name, role, password)
+        logins.append((name, role, password))
+    port = os.environ.get("PROPWATCH_CONSOLE_PORT") or str(free_port())
+    process = ConsoleProcess(
+        {
+            **env,
+            **decision_env(decision_key),
+            "PROPWATCH_CONSOLE_PORT": port,
+            "PROPWATCH_CONSOLE_USERS_FILE": str(users_file),
+            "PROPWATCH_CONSOLE_COOKIE_SECURE": "false",
+        },
+        workdir / "console.log",
+    )
+    return DemoConsole(process, tuple(logins))
 
 
 @dataclass(frozen=True)
@@ -302,6 +378,11 @@ def _summary(
             )
     state = "" if keep_running else " (while the worker runs: use --keep-running)"
     console.print(f"\nMetrics: http://127.0.0.1:{web_port}/metrics{state}")
+    if not keep_running:
+        console.print(
+            "Review console: not started on this run (to keep it quick); "
+            "`propwatch demo --keep-running` serves it, with a demo login, for the items in review."
+        )
     console.print(
         "Go further: README.md (settings, topics, schemas), `propwatch --help`, "
         "`make test`, PROPWATCH_MODEL to try another model."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -135,23 +136,23 @@ class Deployment:
         return records
 
 
-@pytest.fixture
-def deployment(broker: EmbeddedBroker, tmp_path: Path, tiny_model_dir: Path) -> Iterator[Deployment]:
-    """Fresh topics and group on the session broker; workers use the tiny model (with the fp32
-    transformers backend) by default."""
+@contextlib.contextmanager
+def deployed(broker: EmbeddedBroker, workdir: Path, model_dir: Path) -> Iterator[Deployment]:
+    """Fresh topics and group on ``broker``, files under ``workdir``; workers use ``model_dir``
+    (with the fp32 transformers backend) by default. Its consoles and workers stop at the end."""
     tag = uuid.uuid4().hex[:8]
     env = {
         **broker.client_env(),
         "PROPWATCH_TOPIC_PREFIX": f"t{tag}.",
         "PROPWATCH_GROUP_ID": f"g{tag}",
         "PROPWATCH_PARTITIONS": "4",
-        "PROPWATCH_DATA_DIR": str(tmp_path / "data"),
-        "PROPWATCH_MODEL": str(tiny_model_dir),
+        "PROPWATCH_DATA_DIR": str(workdir / "data"),
+        "PROPWATCH_MODEL": str(model_dir),
         "PROPWATCH_BACKEND": "transformers",  # the tiny model has no ONNX export
         "PROPWATCH_LOG_LEVEL": "info",
         "HF_HUB_OFFLINE": "1",
     }
-    setup = Deployment(broker=broker, workdir=tmp_path, env=env)
+    setup = Deployment(broker=broker, workdir=workdir, env=env)
     create_topics(setup.settings)
     try:
         yield setup
@@ -160,3 +161,10 @@ def deployment(broker: EmbeddedBroker, tmp_path: Path, tiny_model_dir: Path) -> 
             console.stop()
         for worker in setup.workers:
             worker.stop()
+
+
+@pytest.fixture
+def deployment(broker: EmbeddedBroker, tmp_path: Path, tiny_model_dir: Path) -> Iterator[Deployment]:
+    """A test's own deployment (:func:`deployed`) with the tiny model."""
+    with deployed(broker, tmp_path, tiny_model_dir) as setup:
+        yield setup

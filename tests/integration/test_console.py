@@ -11,7 +11,6 @@ import time
 import urllib.parse
 import urllib.request
 
-from streams.dev.console_process import ConsoleProcess
 from streams.io import produce_lines
 from streams.kafka.producer import Producer
 from streams.review.signing import verify
@@ -25,8 +24,8 @@ CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 class Visitor:
     """A plain HTTP client with its own cookies (redirects followed)."""
 
-    def __init__(self, console: ConsoleProcess) -> None:
-        self.base = console.url
+    def __init__(self, base_url: str) -> None:
+        self.base = base_url
         self.opener = urllib.request.build_opener(
             urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
         )
@@ -63,7 +62,7 @@ def test_a_reviewer_decides_in_the_console_and_the_worker_refers(deployment: Dep
     records = deployment.read_outputs(expected=0, ids={"rv-0", "rv-1"}, topics=("review",))["review"]
     reviews = {r["item_id"]: r["review_id"] for _, r in records if "item_id" in r}
 
-    ria = Visitor(console)
+    ria = Visitor(console.url)
     assert "login-form" in ria.get("/queue"), "not logged in: the login page"
     page, path = ria.post("/login", [("username", "ria"), ("password", "a long pass phrase")])
     assert path == "/queue" and 'data-role="reviewer"' in page

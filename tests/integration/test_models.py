@@ -4,6 +4,7 @@ default model on the demo sample."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -117,6 +118,9 @@ def test_the_demo_runs_to_the_end(default_model: Path) -> None:
     assert "Example referrals" in result.stdout
     assert "Cleared, though they talk about terrorism" in result.stdout
     assert "stopped the worker and the broker" in result.stdout
+    [review] = re.findall(r"^\W*review\W+(\d+)\W*$", result.stdout, re.MULTILINE)
+    assert int(review) > 0, "the demo's review band sends some of the sample to review"
+    assert "Review console: not started" in result.stdout
 
 
 def test_the_default_model_is_the_shipped_one_and_reproduces_its_card(default_model: Path) -> None:

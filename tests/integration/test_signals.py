@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -20,6 +21,7 @@ import pytest
 from classifiers.testing import build_tiny_model
 from streams.dev.broker import free_port
 from tests.integration.conftest import Deployment
+from tests.integration.test_console import Visitor
 
 SIGNALS = [pytest.param(signal.SIGTERM, 143, id="SIGTERM"), pytest.param(signal.SIGINT, 130, id="SIGINT")]
 
@@ -123,7 +125,7 @@ def assert_all_stopped(children: dict[tuple[int, int], str]) -> None:
 
 
 @pytest.mark.parametrize("signum, exit_code", SIGNALS)
-def test_demo_keep_running_stops_broker_and_worker(
+def test_demo_keep_running_serves_the_console_and_stops_everything(
     signum: int,
     exit_code: int,
     tmp_path: Path,
@@ -148,12 +150,19 @@ def test_demo_keep_running_stops_broker_and_worker(
         },
     )
     try:
-        demo.wait_for("Keeping broker and worker up", timeout_s=300)
+        demo.wait_for("demo-supervisor / ", timeout_s=300)
         children = descendants(demo.process.pid)
         no_orphans.update(children)
         commands = list(children.values())
         assert any("broker --listener-url" in c for c in commands), commands
         assert any("streams.cli worker" in c for c in commands), commands
+        assert any("streams.cli console" in c for c in commands), commands
+        [url] = re.findall(r"Review console: (http://127\.0\.0\.1:\d+)/login", demo.output())
+        [password] = re.findall(r"demo-reviewer / (\S+)", demo.output())
+        reviewer = Visitor(url)
+        assert "login-form" in reviewer.get("/queue")
+        page, path = reviewer.post("/login", [("username", "demo-reviewer"), ("password", password)])
+        assert path == "/queue" and 'data-role="reviewer"' in page, "the demo's login works"
 
         took = demo.signal(signum)
     finally:
@@ -163,7 +172,7 @@ def test_demo_keep_running_stops_broker_and_worker(
     print(f"demo: {signal.Signals(signum).name} -> exit {demo.process.returncode} in {took:.1f} s")
     assert_all_stopped(children)
     assert demo.process.returncode == exit_code, demo.output()
-    assert "stopped the worker and the broker" in demo.output()
+    assert "stopped the console, the worker and the broker" in demo.output()
     assert f"stopped by {signal.Signals(signum).name}" in demo.output()
 
 
