@@ -307,6 +307,7 @@ class ConsoleMetrics:
 
 FETCH_ERRORS = (
     "invalid_url",
+    "blocked_address",
     "robots_disallowed",
     "connect_error",
     "timeout",

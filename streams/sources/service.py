@@ -204,6 +204,7 @@ def fetch_policy(config: SourcesConfig) -> FetchPolicy:
         max_bytes=fetch.max_bytes,
         max_redirects=fetch.max_redirects,
         per_host_delay_s=fetch.per_host_delay,
+        allow_private_addresses=fetch.allow_private_addresses,
     )
 
 

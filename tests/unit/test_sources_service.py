@@ -505,11 +505,15 @@ def test_the_fetch_policy_comes_from_sources_yml() -> None:
         max_bytes=100_000,
         max_redirects=2,
         per_host_delay="3s",
+        allow_private_addresses=True,
     )
     policy = fetch_policy(SourcesConfig(path=Path("SOURCES.yml"), unit="IRU-Test", fetch=fetch, sources=()))
     assert policy.user_agent.startswith("propwatch/") and "IRU-Test" in policy.user_agent
     assert (policy.connect_timeout_s, policy.read_timeout_s, policy.total_timeout_s) == (5.0, 20.0, 60.0)
     assert (policy.max_bytes, policy.max_redirects, policy.per_host_delay_s) == (100_000, 2, 3.0)
+    assert policy.allow_private_addresses is True
+    default = fetch_policy(config())
+    assert default.allow_private_addresses is False, "public addresses only unless SOURCES.yml says so"
 
 
 async def test_the_bundled_files_go_through_the_real_readers(
