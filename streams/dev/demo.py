@@ -19,6 +19,7 @@ from rich.table import Table
 
 from classifiers.base import LABELS
 from streams.dev.broker import EmbeddedBroker, free_port
+from streams.dev.demo_feed import FeedPass, print_feed_outcomes
 from streams.dev.worker_process import WorkerProcess
 from streams.io import produce_lines
 from streams.kafka.admin import create_topics
@@ -70,15 +71,18 @@ def run_demo(*, keep_running: bool = False, sample: str | None = None) -> int:
         console.print(f"[bold]topics[/] {', '.join(settings.topic(s.name) for s in (*OUTPUTS,))} and content")
         worker = WorkerProcess(env, workdir / "worker.log")
         console.print(f"[bold]worker[/] starting (log: {worker.log_path}) ...")
+        feed = FeedPass.start(settings, workdir)  # the sources service, while the worker loads
         worker.wait_healthy(timeout_s=180)
         started = time.monotonic()
         report = produce_lines(settings, lines)
         console.print(
             f"[bold]produce[/] {report.sent} items from {path.name} ({report.invalid} invalid on purpose)"
         )
-        records = _watch(console, settings, report.sent, started, worker)
+        fed = feed.report(console)
+        records = _watch(console, settings, report.sent + fed, started, worker)
         elapsed = time.monotonic() - started
         console.print()
+        print_feed_outcomes(console, records)
         _summary(console, records, expected, elapsed, web_port, keep_running)
         if keep_running:
             console.print(
