@@ -656,19 +656,34 @@ def _secret_ref(container: dict[str, Any], name: str) -> dict[str, Any]:
     return ref
 
 
-def test_k8s_console_deployment() -> None:
-    manifests, console = _manifests(), _console_manifests()
-    deployment = console["Deployment"]
+def _one_replica(deployment: dict[str, Any], why: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The pod template and container of ``deployment``, checked to be one replica replaced with
+    Recreate (``why``), from the workers' image and ConfigMap but none of their Secrets, with the
+    workers' security context."""
+    manifests = _manifests()
     spec, pod = deployment["spec"], deployment["spec"]["template"]
-    assert spec["replicas"] == 1, "claims are in memory: one console"
-    assert spec["strategy"] == {"type": "Recreate"}, "never two consoles, not even during an update"
+    assert spec["replicas"] == 1, why
+    assert spec["strategy"] == {"type": "Recreate"}, f"{why}: never two, not even during an update"
     assert spec["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
     (container,) = pod["spec"]["containers"]
-    worker_pod = manifests["Deployment"]["spec"]["template"]
     worker = _container(manifests)
-    assert container["image"] == worker["image"] and container["args"] == ["console"]
+    assert container["image"] == worker["image"]
     assert {"configMapRef": {"name": manifests["ConfigMap"]["metadata"]["name"]}} in container["envFrom"]
     assert not any("secretRef" in source for source in container["envFrom"]), "not the worker's credentials"
+    assert (
+        pod["spec"]["securityContext"]
+        == manifests["Deployment"]["spec"]["template"]["spec"]["securityContext"]
+    )
+    assert container["securityContext"] == worker["securityContext"]
+    assert pod["spec"]["automountServiceAccountToken"] is False
+    return pod, container
+
+
+def test_k8s_console_deployment() -> None:
+    manifests, console = _manifests(), _console_manifests()
+    pod, container = _one_replica(console["Deployment"], "claims are in memory: one console")
+    worker = _container(manifests)
+    assert container["args"] == ["console"]
 
     env = _env(container)
     assert set(env) <= KNOWN_SETTINGS, f"unknown settings: {sorted(set(env) - KNOWN_SETTINGS)}"
@@ -688,9 +703,6 @@ def test_k8s_console_deployment() -> None:
         assert probe_port(probe) in (CONSOLE_PORT, port["name"]), probe
     for kind in ("requests", "limits"):
         assert {"cpu", "memory"} <= set(container["resources"][kind]), kind
-    assert pod["spec"]["securityContext"] == worker_pod["spec"]["securityContext"]
-    assert container["securityContext"] == worker["securityContext"]
-    assert pod["spec"]["automountServiceAccountToken"] is False
 
     # secrets from Secrets only; the decision key from the workers' Secret, required here
     for name in SECRET_SETTINGS & set(env):
@@ -716,37 +728,9 @@ def test_k8s_console_deployment() -> None:
     assert any(m["mountPath"] == "/tmp" for m in container["volumeMounts"]), "a writable /tmp"
 
 
-def test_k8s_console_service() -> None:
-    console = _console_manifests()
-    service = console["Service"]["spec"]
-    labels = console["Deployment"]["spec"]["template"]["metadata"]["labels"]
-    assert service["selector"].items() <= labels.items()
-    worker_pods = _manifests()["Deployment"]["spec"]["template"]["metadata"]["labels"]
-    assert not service["selector"].items() <= worker_pods.items()
-    (port,) = service["ports"]
-    (container,) = console["Deployment"]["spec"]["template"]["spec"]["containers"]
-    assert port["port"] == CONSOLE_PORT and port["targetPort"] in (
-        CONSOLE_PORT,
-        container["ports"][0]["name"],
-    )
-    annotations = console["Service"]["metadata"]["annotations"]
-    assert annotations["prometheus.io/port"] == str(CONSOLE_PORT)
-    assert annotations["prometheus.io/path"] == "/metrics"
-
-
 def test_k8s_sources_deployment(tmp_path: Path) -> None:
-    manifests, sources = _manifests(), _sources_manifests()
-    deployment = sources["Deployment"]
-    spec, pod = deployment["spec"], deployment["spec"]["template"]
-    assert spec["replicas"] == 1, "one state file: one service"
-    assert spec["strategy"] == {"type": "Recreate"}, "never two services, not even during an update"
-    assert spec["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
-    (container,) = pod["spec"]["containers"]
-    worker_pod = manifests["Deployment"]["spec"]["template"]
-    worker = _container(manifests)
-    assert container["image"] == worker["image"]
-    assert {"configMapRef": {"name": manifests["ConfigMap"]["metadata"]["name"]}} in container["envFrom"]
-    assert not any("secretRef" in source for source in container["envFrom"]), "not the worker's credentials"
+    sources = _sources_manifests()
+    pod, container = _one_replica(sources["Deployment"], "one state file: one sources service")
     env = _env(container)
     assert set(env) <= KNOWN_SETTINGS, f"unknown settings: {sorted(set(env) - KNOWN_SETTINGS)}"
     assert env["PROPWATCH_WEB_BIND"]["value"] == "0.0.0.0"
@@ -759,9 +743,6 @@ def test_k8s_sources_deployment(tmp_path: Path) -> None:
         )
     for kind in ("requests", "limits"):
         assert {"cpu", "memory"} <= set(container["resources"][kind]), kind
-    assert pod["spec"]["securityContext"] == worker_pod["spec"]["securityContext"]
-    assert container["securityContext"] == worker["securityContext"]
-    assert pod["spec"]["automountServiceAccountToken"] is False
 
     mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
     volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
@@ -783,22 +764,22 @@ def test_k8s_sources_deployment(tmp_path: Path) -> None:
     assert "/tmp" in mounts, "a writable /tmp"
 
 
-def test_k8s_sources_service() -> None:
-    sources = _sources_manifests()
-    service = sources["Service"]["spec"]
-    labels = sources["Deployment"]["spec"]["template"]["metadata"]["labels"]
+@pytest.mark.parametrize(("component", "port_number"), [("console", CONSOLE_PORT), ("sources", SOURCES_PORT)])
+def test_k8s_services_of_the_console_and_the_sources_service(component: str, port_number: int) -> None:
+    """Each selects its own pods only, on its port, with the annotations Prometheus scrapes by."""
+    files = _manifest_files().values()
+    own = _by_kind([m for m in files if _component(m) == component])
+    service = own["Service"]["spec"]
+    labels = own["Deployment"]["spec"]["template"]["metadata"]["labels"]
     assert service["selector"].items() <= labels.items()
-    for others in (_manifests(), _console_manifests()):
-        pods = others["Deployment"]["spec"]["template"]["metadata"]["labels"]
-        assert not service["selector"].items() <= pods.items()
+    for other in [m for m in files if m["kind"] == "Deployment" and _component(m) != component]:
+        pods = other["spec"]["template"]["metadata"]["labels"]
+        assert not service["selector"].items() <= pods.items(), other["metadata"]["name"]
     (port,) = service["ports"]
-    (container,) = sources["Deployment"]["spec"]["template"]["spec"]["containers"]
-    assert port["port"] == SOURCES_PORT and port["targetPort"] in (
-        SOURCES_PORT,
-        container["ports"][0]["name"],
-    )
-    annotations = sources["Service"]["metadata"]["annotations"]
-    assert annotations["prometheus.io/port"] == str(SOURCES_PORT)
+    (container,) = own["Deployment"]["spec"]["template"]["spec"]["containers"]
+    assert port["port"] == port_number and port["targetPort"] in (port_number, container["ports"][0]["name"])
+    annotations = own["Service"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == str(port_number)
     assert annotations["prometheus.io/path"] == "/metrics"
 
 

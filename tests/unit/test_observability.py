@@ -392,26 +392,23 @@ def test_prometheus_discovers_every_worker_by_dns() -> None:
     assert "worker" in sd["names"], "the compose service name resolves to every worker container"
 
 
-def test_prometheus_scrapes_the_one_review_console() -> None:
+@pytest.mark.parametrize(
+    ("job_name", "service", "port_setting"),
+    [(CONSOLE_JOB, "console", "console_port"), (SOURCES_JOB, "sources", "sources_port")],
+)
+def test_prometheus_scrapes_the_one_replica_of_the_console_and_the_sources_service(
+    job_name: str, service: str, port_setting: str
+) -> None:
     config = yaml.safe_load(PROMETHEUS_CONFIG.read_text(encoding="utf-8"))
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
-    assert CONSOLE_JOB in jobs, f"the console's alerts and panels select job={CONSOLE_JOB!r}"
-    job = jobs[CONSOLE_JOB]
+    assert job_name in jobs, f"its alerts and panels select job={job_name!r}"
+    job = jobs[job_name]
     assert job.get("metrics_path", "/metrics") == "/metrics"
     (static,) = job["static_configs"]
-    port = Settings.model_fields["console_port"].default
-    assert static["targets"] == [f"console:{port}"], "one replica, on PROPWATCH_CONSOLE_PORT's default"
-
-
-def test_prometheus_scrapes_the_one_sources_service() -> None:
-    config = yaml.safe_load(PROMETHEUS_CONFIG.read_text(encoding="utf-8"))
-    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
-    assert SOURCES_JOB in jobs, f"the sources' alerts and panels select job={SOURCES_JOB!r}"
-    job = jobs[SOURCES_JOB]
-    assert job.get("metrics_path", "/metrics") == "/metrics"
-    (static,) = job["static_configs"]
-    port = Settings.model_fields["sources_port"].default
-    assert static["targets"] == [f"sources:{port}"], "one replica, on PROPWATCH_SOURCES_PORT's default"
+    port = Settings.model_fields[port_setting].default
+    assert static["targets"] == [f"{service}:{port}"], (
+        f"one replica, on PROPWATCH_{port_setting.upper()}'s default"
+    )
 
 
 # --- Alerts --------------------------------------------------------------------------------------
