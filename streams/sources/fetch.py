@@ -197,8 +197,8 @@ class Fetcher:
     ) -> Fetched | NotModified | Failure:
         """GET ``url``, following redirects (each hop checked: http(s) only, a public address
         unless the policy allows others, allowed by its host's robots.txt, at most
-        ``max_redirects``). ``conditional``: send the validators
-        kept for the URL, and keep the response's. Never raises (but for cancellation)."""
+        ``max_redirects``). ``conditional``: send the validators kept for the URL, and keep the
+        response's. Never raises (but for cancellation)."""
         try:
             return await self._get(url, source=source, conditional=conditional, robots=True)
         except _Fail as fail:
