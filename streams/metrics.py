@@ -307,6 +307,7 @@ class ConsoleMetrics:
 
 FETCH_ERRORS = (
     "invalid_url",
+    "blocked_address",
     "robots_disallowed",
     "connect_error",
     "timeout",
@@ -359,14 +360,16 @@ class SourcesMetrics:
         )
         self.not_modified = Counter(
             "source_not_modified",
-            "Conditional requests answered 304 Not Modified, by source.",
+            "Reads that found nothing changed since the last pass, by source: conditional requests "
+            "answered 304 Not Modified, and files of the same size and modification time.",
             ["source"],
             namespace=NAMESPACE,
             registry=r,
         )
         self.last_success = Gauge(
             "source_last_success_timestamp_seconds",
-            "When a source's last pass read it without a failure of the source itself (epoch seconds).",
+            "When a pass last read a source without a failure of the source itself (epoch seconds; "
+            "kept across restarts; the service's start for a source never read yet).",
             ["source"],
             namespace=NAMESPACE,
             registry=r,
@@ -380,14 +383,19 @@ class SourcesMetrics:
         )
         self.last_item = Gauge(
             "source_last_item_timestamp_seconds",
-            "When a source last sent a new item (epoch seconds); the service's start until it has.",
+            "When a source last sent a new item (epoch seconds; kept across restarts; the service's "
+            "start for a source that never sent one).",
             ["source"],
             namespace=NAMESPACE,
             registry=r,
         )
 
-    def declare(self, source: str, expected_interval_s: float, started_at: float) -> None:
-        """Export every series of ``source`` from the start, so that alerts see it."""
+    def declare(
+        self, source: str, expected_interval_s: float, *, last_item: float, last_success: float
+    ) -> None:
+        """Export every series of ``source`` from the start, so that alerts see it: the two
+        timestamps as the state remembers them (or the service's start, when it does not), so that
+        ``time() - timestamp`` is never the age of the epoch."""
         self.items.labels(source=source)
         self.duplicates.labels(source=source)
         self.not_modified.labels(source=source)
@@ -395,7 +403,8 @@ class SourcesMetrics:
         for reason in FETCH_ERRORS:
             self.fetch_errors.labels(source=source, reason=reason)
         self.expected_interval.labels(source=source).set(expected_interval_s)
-        self.last_item.labels(source=source).set(started_at)
+        self.last_item.labels(source=source).set(last_item)
+        self.last_success.labels(source=source).set(last_success)
 
     def render(self) -> bytes:
         """The text exposition format, for /metrics."""

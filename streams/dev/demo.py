@@ -24,6 +24,7 @@ from classifiers.base import LABELS
 from streams.console.users import Role, add_user
 from streams.dev.broker import EmbeddedBroker, free_port
 from streams.dev.console_process import ConsoleProcess
+from streams.dev.demo_feed import FeedPass, print_feed_outcomes
 from streams.dev.worker_process import WorkerProcess
 from streams.io import produce_lines
 from streams.kafka.admin import create_topics
@@ -80,6 +81,7 @@ def run_demo(*, keep_running: bool = False, sample: str | None = None) -> int:
         if decision_key is not None:
             review_console = start_console(env, decision_key, workdir)
             console.print(f"[bold]console[/] starting (log: {review_console.process.log_path}) ...")
+        feed = FeedPass.start(settings, workdir)  # the sources service, while the worker loads
         worker.wait_healthy(timeout_s=180)
         if review_console is not None:
             review_console.process.wait_healthy(timeout_s=120)
@@ -88,9 +90,11 @@ def run_demo(*, keep_running: bool = False, sample: str | None = None) -> int:
         console.print(
             f"[bold]produce[/] {report.sent} items from {path.name} ({report.invalid} invalid on purpose)"
         )
-        records = _watch(console, settings, report.sent, started, worker)
+        fed = feed.report(console)
+        records = _watch(console, settings, report.sent + fed, started, worker)
         elapsed = time.monotonic() - started
         console.print()
+        print_feed_outcomes(console, records)
         _summary(console, records, expected, elapsed, web_port, keep_running)
         if keep_running:
             console.print(

@@ -14,6 +14,7 @@ missing files. The shape (``deploy/SOURCES.yml`` is a documented example)::
       max_bytes: 5000000            # per response, after decompression
       max_redirects: 5
       per_host_delay: 5s            # between two requests to one host
+      allow_private_addresses: false  # true: also private, loopback, link-local (a lab server)
     sources:
       - name: example-feed          # [a-z0-9_-]{1,64}: a metric label
         kind: feed                  # feed | urls | sitemap | warc | telegram | discord
@@ -128,6 +129,9 @@ class FetchConfig(_Model):
     max_bytes: Annotated[int, Field(ge=1024)] = 5_000_000
     max_redirects: Annotated[int, Field(ge=0, le=20)] = 5
     per_host_delay: Annotated[Duration, Field(ge=0)] = 5.0
+    allow_private_addresses: bool = False
+    """Fetch from private, loopback and link-local addresses too (a test's or a lab's server);
+    by default only public ones (:mod:`streams.sources.addresses`)."""
 
 
 class Source(_Model):

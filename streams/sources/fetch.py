@@ -5,6 +5,9 @@
   the start of the next; robots.txt obeyed at every hop; a ``User-Agent`` that names the unit.
 - **Bounded**: connect and read timeouts, an overall deadline per request, a cap on the body
   *after decompression*, at most ``max_redirects`` hops.
+- **Guarded**: only public addresses, unless ``allow_private_addresses`` (the host of every
+  request and redirect hop is resolved and checked, and connections go to the checked addresses:
+  :mod:`streams.sources.addresses`); a refused host fails as ``blocked_address``.
 - **Never raises**: every failure comes back as a :class:`~streams.sources.base.Failure` with a
   reason from :data:`streams.metrics.FETCH_ERRORS`; the caller (the service) counts it.
 
@@ -37,6 +40,7 @@ from protego import Protego
 
 from streams import safejson
 from streams.metrics import SourcesMetrics
+from streams.sources.addresses import BlockedAddress, Lookup, check_host, guarded_transport
 from streams.sources.base import Failure, Validators, ValidatorStore
 from streams.sources.urls import SCHEMES
 
@@ -55,6 +59,7 @@ VALIDATOR_MAX_CHARS = 1024
 DETAIL_MAX_CHARS = 300
 DECODE_STEP = 64 * 1024
 """Most bytes inflated at once."""
+DEFAULT_PORTS = {"http": 80, "https": 443}
 HOSTS_PRUNE_AT = 4096
 """Hosts remembered for politeness before the idle ones are forgotten."""
 ACCEPT = (
@@ -80,6 +85,9 @@ class FetchPolicy:
     """Least time from the end of one request to a host to the start of the next."""
     robots_cache_s: float = 3600.0
     """How long a host's robots.txt is kept before it is fetched again."""
+    allow_private_addresses: bool = False
+    """Fetch from private, loopback and link-local addresses too (a test's or a lab's local
+    server); otherwise public addresses only (:mod:`streams.sources.addresses`)."""
 
 
 @dataclass(frozen=True)
@@ -141,7 +149,8 @@ class Fetcher:
 
     ``validators``: where conditional requests' ETag and Last-Modified are kept (none: no
     conditional requests). ``metrics``: observes ``fetch_seconds`` and ``not_modified`` per
-    source (failures are counted by the caller, once). ``transport``: for tests."""
+    source (failures are counted by the caller, once). ``transport`` (instead of the guarded
+    one) and ``lookup`` (instead of the system's resolver, in the address checks): for tests."""
 
     def __init__(
         self,
@@ -150,10 +159,14 @@ class Fetcher:
         validators: ValidatorStore | None = None,
         metrics: SourcesMetrics | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        lookup: Lookup | None = None,
     ) -> None:
         self.policy = policy
         self._validators = validators
         self._metrics = metrics
+        self._lookup = lookup
+        if transport is None and not policy.allow_private_addresses:
+            transport = guarded_transport(lookup)
         self._client = httpx.AsyncClient(
             follow_redirects=False,
             timeout=httpx.Timeout(
@@ -182,9 +195,10 @@ class Fetcher:
     async def get(
         self, url: str, *, source: str, conditional: bool = True
     ) -> Fetched | NotModified | Failure:
-        """GET ``url``, following redirects (each hop checked: http(s) only, allowed by its
-        host's robots.txt, at most ``max_redirects``). ``conditional``: send the validators
-        kept for the URL, and keep the response's. Never raises (but for cancellation)."""
+        """GET ``url``, following redirects (each hop checked: http(s) only, a public address
+        unless the policy allows others, allowed by its host's robots.txt, at most
+        ``max_redirects``). ``conditional``: send the validators kept for the URL, and keep the
+        response's. Never raises (but for cancellation)."""
         try:
             return await self._get(url, source=source, conditional=conditional, robots=True)
         except _Fail as fail:
@@ -198,6 +212,8 @@ class Fetcher:
     ) -> Fetched | NotModified:
         target = _http_url(url)
         for _hop in range(self.policy.max_redirects + 1):
+            if not self.policy.allow_private_addresses:
+                await self._check_address(target)
             if robots:
                 await self._check_robots(target, source)
             sent = (
@@ -287,6 +303,23 @@ class Fetcher:
             raise _Fail("invalid_url", f"{type(exc).__name__}: {exc}") from exc
         except httpx.HTTPError as exc:
             raise _Fail("read_error", f"{type(exc).__name__}: {exc}") from exc
+        except BlockedAddress as exc:  # the connection's own check (the name now resolves elsewhere)
+            raise _Fail("blocked_address", f"not connected: {exc}") from exc
+
+    async def _check_address(self, url: httpx.URL) -> None:
+        """``blocked_address`` unless every address of ``url``'s host is public; a name that does
+        not resolve is a ``connect_error``, a resolver that does not answer a ``timeout``."""
+        port = url.port if url.port is not None else DEFAULT_PORTS[url.scheme]
+        try:
+            async with asyncio.timeout(self.policy.connect_timeout_s):
+                await check_host(url.host, port, self._lookup)
+        except BlockedAddress as exc:
+            raise _Fail("blocked_address", str(exc)) from exc
+        except TimeoutError as exc:
+            took = f"resolving {url.host} took over {self.policy.connect_timeout_s:g} s"
+            raise _Fail("timeout", took) from exc
+        except (OSError, UnicodeError) as exc:
+            raise _Fail("connect_error", f"cannot resolve {url.host}: {exc}") from exc
 
     def _host(self, name: str) -> _Host:
         host = self._hosts.get(name)
@@ -475,7 +508,7 @@ def _validators(response: httpx.Response) -> Validators:
 
 
 def _origin(url: httpx.URL) -> str:
-    default = {"http": 80, "https": 443}[url.scheme]
+    default = DEFAULT_PORTS[url.scheme]
     port = url.port if url.port is not None else default
     host = f"[{url.host}]" if ":" in url.host else url.host
     return f"{url.scheme}://{host}" if port == default else f"{url.scheme}://{host}:{port}"

@@ -204,6 +204,7 @@ def fetch_policy(config: SourcesConfig) -> FetchPolicy:
         max_bytes=fetch.max_bytes,
         max_redirects=fetch.max_redirects,
         per_host_delay_s=fetch.per_host_delay,
+        allow_private_addresses=fetch.allow_private_addresses,
     )
 
 
@@ -271,7 +272,13 @@ class SourcesService:
         self.results: dict[str, PassResult] = {}
         """Each source's latest pass."""
         for source in config.enabled:
-            metrics.declare(source.name, source.expect_items_within, self.started_at)
+            activity = state.activity(source.name)
+            metrics.declare(
+                source.name,
+                source.expect_items_within,
+                last_item=self.started_at if activity.last_item is None else activity.last_item,
+                last_success=self.started_at if activity.last_success is None else activity.last_success,
+            )
 
     @contextlib.asynccontextmanager
     async def connectors(self) -> AsyncIterator[Mapping[str, Connector]]:
@@ -331,7 +338,7 @@ class SourcesService:
         if result.fatal is None:
             for url, validators in current.validators.items():
                 self.state.remember(url, validators, source=source.name)
-            self.state.succeeded(source.name)
+            self.state.succeeded(source.name, at=now)
             self.metrics.last_success.labels(source=source.name).set(now)
         else:
             backoff = self.state.failed(
@@ -394,10 +401,11 @@ class SourcesService:
         except Exception as exc:  # a KafkaError, or a record the producer refused
             self._count(source, result, Failure("produce_error", f"{type(exc).__name__}: {exc}", fatal=True))
             return False
-        self.state.mark_sent(built.key for built in batch)
+        now = time.time()
+        self.state.mark_sent((built.key for built in batch), at=now, source=source.name)
         result.sent += len(batch)
         self.metrics.items.labels(source=source.name).inc(len(batch))
-        self.metrics.last_item.labels(source=source.name).set(time.time())
+        self.metrics.last_item.labels(source=source.name).set(now)
         return True
 
     def _produce(self, batch: list[Built]) -> None:

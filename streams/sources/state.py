@@ -9,7 +9,10 @@
 - ``validators``: each URL's ETag and Last-Modified, per source (the :class:`ValidatorStore` the
   fetcher uses), so that re-polling costs a 304; per source, so that a URL two sources read is new
   to each until it has read it;
-- ``backoff``: each failing source's consecutive failures and when to try it next.
+- ``backoff``: each failing source's consecutive failures and when to try it next;
+- ``activity``: when each source last sent an item and was last read without a failure of its
+  own, so that the metrics the ``PropwatchSourceSilent`` and ``PropwatchSourceFailing`` alerts
+  read do not start afresh with every restart.
 
 One connection, shared by the event loop and the service's threads behind a lock; every call is
 a short local query.
@@ -17,10 +20,11 @@ a short local query.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -53,6 +57,11 @@ CREATE TABLE IF NOT EXISTS backoff (
     next_attempt REAL NOT NULL,
     reason TEXT NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS activity (
+    source TEXT PRIMARY KEY,
+    last_item REAL,               -- when it last sent an item (epoch seconds)
+    last_success REAL             -- when a pass last read it without a failure of its own
+) WITHOUT ROWID;
 """
 
 
@@ -70,6 +79,15 @@ class SentKey:
         if norm_url:
             return cls(norm_url, "", content_sha256)
         return cls("", source, content_sha256)
+
+
+@dataclass(frozen=True)
+class Activity:
+    """When a source last sent an item and was last read successfully (epoch seconds; None:
+    not since this state was created)."""
+
+    last_item: float | None = None
+    last_success: float | None = None
 
 
 @dataclass(frozen=True)
@@ -100,6 +118,18 @@ class SourcesState:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         return cls(settings.data_dir / FILE_NAME)
 
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """The connection, under the lock, in one transaction: committed, or rolled back on error."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
     # --- dedupe ---------------------------------------------------------------------------------
 
     def is_sent(self, key: SentKey) -> bool:
@@ -110,18 +140,21 @@ class SourcesState:
             ).fetchone()
         return row is not None
 
-    def mark_sent(self, keys: Iterable[SentKey], *, at: float | None = None) -> None:
-        """Record items as sent: call it only once the broker acknowledged them."""
+    def mark_sent(
+        self, keys: Iterable[SentKey], *, at: float | None = None, source: str | None = None
+    ) -> None:
+        """Record items as sent: call it only once the broker acknowledged them. With ``source``,
+        also that it sent an item ``at`` (its :class:`Activity`)."""
         at = time.time() if at is None else at
         rows = [(k.url, k.source, k.content_sha256, at) for k in keys]
-        with self._lock:
-            self._db.execute("BEGIN")
-            try:
-                self._db.executemany("INSERT OR IGNORE INTO sent VALUES (?, ?, ?, ?)", rows)
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        with self._transaction() as db:
+            db.executemany("INSERT OR IGNORE INTO sent VALUES (?, ?, ?, ?)", rows)
+            if source is not None and rows:
+                db.execute(
+                    "INSERT INTO activity (source, last_item) VALUES (?, ?) "
+                    "ON CONFLICT (source) DO UPDATE SET last_item = excluded.last_item",
+                    (source, at),
+                )
 
     # --- validators (ValidatorStore) ------------------------------------------------------------
 
@@ -171,10 +204,26 @@ class SourcesState:
             )
         return backoff
 
-    def succeeded(self, source: str) -> None:
-        """The source's pass succeeded: it has no backoff any more."""
+    def succeeded(self, source: str, *, at: float | None = None) -> None:
+        """The source's pass succeeded (``at``): it has no backoff any more."""
+        at = time.time() if at is None else at
+        with self._transaction() as db:
+            db.execute("DELETE FROM backoff WHERE source = ?", (source,))
+            db.execute(
+                "INSERT INTO activity (source, last_success) VALUES (?, ?) "
+                "ON CONFLICT (source) DO UPDATE SET last_success = excluded.last_success",
+                (source, at),
+            )
+
+    # --- activity -------------------------------------------------------------------------------
+
+    def activity(self, source: str) -> Activity:
+        """When ``source`` last sent an item and was last read successfully."""
         with self._lock:
-            self._db.execute("DELETE FROM backoff WHERE source = ?", (source,))
+            row = self._db.execute(
+                "SELECT last_item, last_success FROM activity WHERE source = ?", (source,)
+            ).fetchone()
+        return Activity() if row is None else Activity(*row)
 
     def close(self) -> None:
         with self._lock:

@@ -16,6 +16,7 @@ from classifiers.default_model import default_model_path
 from classifiers.testing import build_tiny_model
 from classifiers.transformers_backend import folder_revision
 from streams.dev.demo import LANGUAGES, sample_items, sample_path
+from streams.dev.demo_feed import feed_path
 from streams.dev.worker_process import WorkerProcess
 from streams.io import produce_lines
 from tests.integration.conftest import Deployment
@@ -110,7 +111,10 @@ def test_the_demo_runs_to_the_end(default_model: Path) -> None:
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     total = sum(1 for line in sample_path().read_bytes().splitlines() if line.strip())
-    assert f"{total} items in" in result.stdout
+    posts = feed_path().read_bytes().count(b"<item>")
+    assert f"{posts} posts found in the bundled feed" in result.stdout and f"{posts} sent" in result.stdout
+    assert f"{total + posts} items in" in result.stdout, "the sample's and the feed's"
+    assert "From the bundled feed: referred" in result.stdout
     assert "Verdicts matching the sample's expected outcome" in result.stdout
     assert "By language" in result.stdout
     for lang in LANGUAGES:

@@ -5,9 +5,11 @@ package's ``/usr/bin/prometheus``, on a free loopback port, its data in ``tmp_pa
 every second and evaluates ``deploy/prometheus/alerts.yml``. Beside it, as the scrape job
 ``propwatch-console``, the review console's metrics container (``ConsoleMetrics``) served by
 ``prometheus_client``'s own HTTP server, with a queue and a few decisions recorded in it: the
-console panels and alerts read exactly what that registry exposes. Every panel query and every
-alert expression must then evaluate without error; every panel must show data, the rules must all
-be loaded and healthy, and a healthy worker and console must raise no alert. Then a record on the
+console panels and alerts read exactly what that registry exposes; likewise the sources service's
+(``SourcesMetrics``, one source declared and a pass recorded in it) as the job
+``propwatch-sources``. Every panel query and every alert expression must then evaluate without
+error; every panel must show data, the rules must all be loaded and healthy, and a healthy worker,
+console and sources service must raise no alert. Then a record on the
 hashbank topic that is not an entry must be found by its alert's expression.
 """
 
@@ -31,13 +33,14 @@ from prometheus_client import start_http_server
 
 from streams.dev.broker import free_port
 from streams.io import produce_lines
-from streams.metrics import AGENTS, CONSOLE_FOLLOWED, FOLLOWED, ConsoleMetrics
+from streams.metrics import AGENTS, CONSOLE_FOLLOWED, FOLLOWED, ConsoleMetrics, SourcesMetrics
 from tests.integration.conftest import Deployment
 from tests.unit.test_observability import (
     ALERTS,
     CONSOLE_JOB,
     INSTALL_HINT,
     JOB,
+    SOURCES_JOB,
     alert_rules,
     dashboard_queries,
     substitute_variables,
@@ -68,6 +71,9 @@ MUST_HAVE_DATA = (
 # old, one of them claimed; then two decisions, 2 and 15 minutes after their reviews were queued.
 PENDING, OLDEST_S, CLAIMED = 3, 600.0, 1
 TIMES_TO_DECISION_S = (120.0, 900.0)
+# What the sources service's registry holds: one source, expected to send within a day, and one
+# pass after the first scrape: items sent and found again, a 304, four requests, a failed page.
+SOURCE, SOURCE_ITEMS, SOURCE_DUPLICATES, SOURCE_FETCHES_S = "news", 3, 2, (0.2, 0.3, 0.4, 1.5)
 
 # Alerts this run must not even make pending: 8 of 308 items dead-lettered (under 5%), a backlog
 # of at most 308 (under 1000), too little traffic for the flag-rate baseline, verdicts in seconds,
@@ -86,6 +92,9 @@ QUIET_ON_THIS_RUN = {
     "PropwatchConsoleDown",
     "PropwatchReviewWaitingTooLong",
     "PropwatchUnsignedDecisions",
+    "PropwatchSourcesDown",
+    "PropwatchSourceSilent",
+    "PropwatchSourceFailing",
 }
 
 
@@ -151,9 +160,9 @@ def _wait(condition: Any, timeout_s: float, what: str, prometheus: Prometheus | 
 
 
 @contextmanager
-def serve_console_metrics(metrics: ConsoleMetrics) -> Iterator[str]:
-    """The console's registry on /metrics of a free loopback port (``host:port``), as a scrape
-    target; always stopped on exit."""
+def serve_metrics(metrics: ConsoleMetrics | SourcesMetrics) -> Iterator[str]:
+    """A process's registry (the console's, the sources service's) on /metrics of a free loopback
+    port (``host:port``), as a scrape target; always stopped on exit."""
     port = free_port()
     server, thread = start_http_server(port, addr="127.0.0.1", registry=metrics.registry)
     try:
@@ -165,9 +174,9 @@ def serve_console_metrics(metrics: ConsoleMetrics) -> Iterator[str]:
 
 
 @contextmanager
-def run_prometheus(workdir: Path, targets: list[str], console_targets: list[str]) -> Iterator[Prometheus]:
-    """A Prometheus server scraping ``targets`` as job ``propwatch`` and ``console_targets`` as
-    job ``propwatch-console`` every second, with the alert rules loaded; always stopped on exit."""
+def run_prometheus(workdir: Path, jobs: dict[str, list[str]]) -> Iterator[Prometheus]:
+    """A Prometheus server scraping each job's targets every second, with the alert rules
+    loaded; always stopped on exit."""
     binary = shutil.which("prometheus") or "/usr/bin/prometheus"
     if not Path(binary).exists():
         pytest.fail(f"the prometheus server is not installed. {INSTALL_HINT}")
@@ -179,8 +188,7 @@ def run_prometheus(workdir: Path, targets: list[str], console_targets: list[str]
         },
         "rule_files": [str(ALERTS)],
         "scrape_configs": [
-            {"job_name": JOB, "static_configs": [{"targets": targets}]},
-            {"job_name": CONSOLE_JOB, "static_configs": [{"targets": console_targets}]},
+            {"job_name": job, "static_configs": [{"targets": targets}]} for job, targets in jobs.items()
         ],
     }
     workdir.mkdir(parents=True, exist_ok=True)
@@ -232,13 +240,22 @@ def test_dashboard_and_alert_queries_on_a_real_prometheus(deployment: Deployment
     console.pending_reviews.set(PENDING)
     console.oldest_pending_review_age.set(OLDEST_S)
     console.claimed_reviews.set(CLAIMED)
+    sources = SourcesMetrics()
+    started = time.time()
+    sources.declare(SOURCE, 86400.0, last_item=started, last_success=started)
     with (
-        serve_console_metrics(console) as console_target,
+        serve_metrics(console) as console_target,
+        serve_metrics(sources) as sources_target,
         run_prometheus(
-            tmp_path / "prometheus", [f"127.0.0.1:{worker.web_port}"], [console_target]
+            tmp_path / "prometheus",
+            {
+                JOB: [f"127.0.0.1:{worker.web_port}"],
+                CONSOLE_JOB: [console_target],
+                SOURCES_JOB: [sources_target],
+            },
         ) as prometheus,
     ):
-        for job in (JOB, CONSOLE_JOB):
+        for job in (JOB, CONSOLE_JOB, SOURCES_JOB):
             _wait(
                 lambda job=job: prometheus.value(f'up{{job="{job}"}}') == 1.0,
                 30,
@@ -250,6 +267,15 @@ def test_dashboard_and_alert_queries_on_a_real_prometheus(deployment: Deployment
             console.decisions.labels(role="reviewer", outcome="approve").inc()
             console.time_to_decision.observe(seconds)
         console.logins.labels(outcome="success").inc()
+        # A pass of the source, as the service records it.
+        for seconds in SOURCE_FETCHES_S:
+            sources.fetch_seconds.labels(source=SOURCE).observe(seconds)
+        sources.not_modified.labels(source=SOURCE).inc()
+        sources.fetch_errors.labels(source=SOURCE, reason="timeout").inc()
+        sources.duplicates.labels(source=SOURCE).inc(SOURCE_DUPLICATES)
+        sources.items.labels(source=SOURCE).inc(SOURCE_ITEMS)
+        sources.last_item.labels(source=SOURCE).set(time.time())
+        sources.last_success.labels(source=SOURCE).set(time.time())
 
         lines = [item(i) for i in range(VALID)]
         for position, bad in enumerate(INVALID):  # among the valid ones, sharing their batches
@@ -283,9 +309,10 @@ def test_dashboard_and_alert_queries_on_a_real_prometheus(deployment: Deployment
                 and scraped(prometheus, "propwatch_end_to_end_seconds_count", 'start="produced"') >= total
                 and scraped(prometheus, "propwatch_console_time_to_decision_seconds_count", job=CONSOLE_JOB)
                 >= len(TIMES_TO_DECISION_S)
+                and scraped(prometheus, "propwatch_source_items_total", job=SOURCES_JOB) >= SOURCE_ITEMS
             ),
             30,
-            f"the scraped counters to reach {total}, and the console's decisions",
+            f"the scraped counters to reach {total}, and the console's decisions and the source's pass",
             prometheus,
         )
         time.sleep(2 * SCRAPE_INTERVAL_S)
@@ -324,6 +351,23 @@ def test_dashboard_and_alert_queries_on_a_real_prometheus(deployment: Deployment
         p50, p90 = values("Time to decision")
         assert min(TIMES_TO_DECISION_S) / 2 <= p50 <= p90 <= max(TIMES_TO_DECISION_S), (p50, p90)
         assert values("Unsigned decisions dead-lettered") == [0.0]
+
+        # The sources' panels read what its registry holds (increase() and rate() extrapolate).
+        assert values("Sources service up") == [1.0]
+        assert values("Sources past their expected interval") == [0.0]
+        assert values("Items sent in the last 24 hours")[0] >= SOURCE_ITEMS
+        assert values("Items sent per source")[0] >= SOURCE_ITEMS
+        assert [s["metric"]["reason"] for s in results["Fetch errors by reason"]] == ["timeout"]
+        p50, p90 = values("Fetch latency")
+        assert 0.1 <= p50 <= p90 <= 2.5, (p50, p90)
+        for title in (
+            "Time since the last new item, against the expected interval",
+            "Time since the last successful read, against the expected interval",
+        ):
+            (share,) = values(title)
+            assert 0 <= share < 0.01, (title, share)
+        assert values("Not modified share of fetches") == pytest.approx([1 / len(SOURCE_FETCHES_S)])
+        assert values("Duplicates per source")[0] >= SOURCE_DUPLICATES
 
         # What the stall and follower alerts read: a batch age per agent, well under the
         # threshold after a run; every followed topic read; no internal error, no invalid record.

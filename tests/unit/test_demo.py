@@ -1,11 +1,19 @@
 """The demo's summary: per-language figures, example referrals and cleared hard negatives, chosen
-by score and the sample's expected outcomes, never by the order records arrive in."""
+by score and the sample's expected outcomes, never by the order records arrive in; and its bundled
+feed, served on a loopback port and read by the sources service."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
+import urllib.error
+import urllib.request
 from collections import Counter
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry
 
 from streams.dev.demo import (
     LANGUAGES,
@@ -16,8 +24,14 @@ from streams.dev.demo import (
     sample_items,
     sample_path,
 )
+from streams.dev.demo_feed import PLATFORM, feed_config, feed_outcomes, serve_feed
+from streams.metrics import SourcesMetrics
 from streams.records import Cleared, DeadLetter, Referral, Review
 from streams.records.dead_letter import Error
+from streams.settings import Settings
+from streams.sources.service import SourcesService
+from streams.sources.state import SourcesState
+from tests.unit.test_sources_service import RecordingProducer
 
 ITEMS = {
     "a": SampleItem("en", "referral", "incitement", "call to violence"),
@@ -103,3 +117,54 @@ def test_the_sample_covers_the_six_languages_and_keeps_its_invalid_lines() -> No
         except (ValueError, KeyError, TypeError):
             continue
     assert len(ids) == len(set(ids)), "ids are unique"
+
+
+# --- the bundled feed, read by the sources service -------------------------------------------------
+
+
+def test_the_bundled_feed_is_served_and_read_by_the_sources_service(tmp_path: Path) -> None:
+    with serve_feed() as url:
+        with pytest.raises(urllib.error.HTTPError, match="404"):  # the feed, not the data folder
+            urllib.request.urlopen(url.replace("feed.xml", "sample.jsonl"), timeout=10)
+        producer = RecordingProducer()
+        with SourcesState(tmp_path / "sources.sqlite3") as state:
+            service = SourcesService(
+                feed_config(url, tmp_path),
+                Settings(),
+                producer,  # type: ignore[arg-type]
+                SourcesMetrics(CollectorRegistry()),
+                state,
+            )
+            (result,) = asyncio.run(service.run_once())
+            service.close()
+    assert (result.sent, result.duplicates, dict(result.failures)) == (6, 0, {})
+    items = producer.items()
+    assert {item.platform for item in items} == {PLATFORM}
+    assert Counter(item.lang for item in items) == {"en": 3, "nl": 2, "ar": 1}
+    assert all(item.url and item.url.startswith("https://watch.example.org/") for item in items)
+    assert sum("Ashen Vanguard gives it meaning" in item.text for item in items) == 1, (
+        "the one propaganda-like post"
+    )
+
+
+def test_the_feed_outcomes_are_the_feed_items_verdicts() -> None:
+    def referral(item_id: str, platform: str) -> Referral:
+        return Referral.model_construct(
+            item_id=item_id,
+            platform=platform,
+            lang="en",
+            labels=["recruitment"],
+            scores=_scores(recruitment=0.9),
+        )
+
+    records = [
+        ("referrals", referral("f2", PLATFORM)),
+        ("referrals", referral("s1", "forum")),
+        ("cleared", Cleared.model_construct(item_id="f3", platform=PLATFORM)),
+        ("cleared", Cleared.model_construct(item_id="s2", platform=None)),
+        ("referrals", referral("f1", PLATFORM)),
+        ("dlq", DeadLetter.model_construct(error=Error.model_construct(code="invalid_json"))),
+    ]
+    counts, referrals = feed_outcomes(records)
+    assert counts == {"referral": 2, "cleared": 1}
+    assert [r.item_id for r in referrals] == ["f1", "f2"]

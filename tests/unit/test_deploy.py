@@ -1,5 +1,6 @@
-"""The deployment: ``docker-compose.yml`` (Kafka KRaft, topics, worker, review console, Prometheus,
-Grafana), the ``Dockerfile`` and the Kubernetes manifests of ``deploy/k8s``.
+"""The deployment: ``docker-compose.yml`` (Kafka KRaft, topics, worker, review console, sources
+service, Prometheus, Grafana), the ``Dockerfile``, the Kubernetes manifests of ``deploy/k8s`` and
+the example ``deploy/SOURCES.yml``.
 
 No Docker engine is needed: ``docker-compose config`` validates and normalises the Compose file,
 and the assertions run on its output. Works with docker-compose 1.29 (Debian's, YAML output) and
@@ -24,6 +25,7 @@ from packaging.requirements import Requirement
 from pydantic import SecretStr
 
 from streams.settings import Settings
+from streams.sources.config import KINDS, FetchConfig, load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -33,6 +35,8 @@ DOCKERIGNORE = ROOT / ".dockerignore"
 TORCH_PIN = "torch==2.13.0"
 MODEL_PATH = "/models/propwatch-tco-e5"
 CONSOLE_PORT = Settings.model_fields["console_port"].default
+SOURCES_PORT = Settings.model_fields["sources_port"].default
+SOURCES_EXAMPLE = ROOT / "deploy" / "SOURCES.yml"
 KNOWN_SETTINGS = {f"PROPWATCH_{name.upper()}" for name in Settings.model_fields}
 
 
@@ -157,7 +161,7 @@ def test_compose_file_has_no_version_key() -> None:
 
 def test_compose_services(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    for name in ("kafka", "topics", "worker", "console", "prometheus", "grafana"):
+    for name in ("kafka", "topics", "worker", "console", "sources", "prometheus", "grafana"):
         assert name in services, f"service {name!r} missing; services: {sorted(services)}"
 
 
@@ -284,8 +288,32 @@ def test_console_service(compose: dict[str, Any]) -> None:
     assert mount["source"].split("_")[-1] in compose.get("volumes", {}), mount
 
 
+def test_sources_service(compose: dict[str, Any]) -> None:
+    sources, worker = _service(compose, "sources"), _service(compose, "worker")
+    command = sources["command"]
+    assert command[:2] == ["sources", "run"] and len(command) == 3, command
+    assert sources["image"] == worker["image"] and sources["build"] == worker["build"], "the worker's image"
+    assert _depends_on(sources) == {"kafka": "service_healthy", "topics": "service_completed_successfully"}
+    env = _environment(sources)
+    assert env["PROPWATCH_KAFKA_BOOTSTRAP"] == _environment(worker)["PROPWATCH_KAFKA_BOOTSTRAP"]
+    assert env["PROPWATCH_WEB_BIND"] == "0.0.0.0"
+    assert env["PROPWATCH_SOURCES_PORT"] == str(SOURCES_PORT)
+    # one container: its state is one SQLite file, on a named volume kept across restarts
+    assert "container_name" not in sources and not sources.get("ports"), "reached on the network only"
+    exposed = {str(p) for p in sources.get("expose") or []}
+    assert str(SOURCES_PORT) in exposed or f"{SOURCES_PORT}/tcp" in exposed, exposed
+    (data,) = [m for m in _mounts(sources) if m.get("target") == env["PROPWATCH_DATA_DIR"]]
+    assert data.get("type", "volume") == "volume" and not data.get("read_only"), data
+    assert data["source"].split("_")[-1] in compose.get("volumes", {}), data
+    # the example SOURCES.yml, read-only, where the command reads it
+    config = _mount_at(sources, command[2])
+    assert Path(config["source"]).resolve() == SOURCES_EXAMPLE and config.get("read_only") is True, config
+    health = " ".join(sources["healthcheck"]["test"])
+    assert f"http://127.0.0.1:{SOURCES_PORT}/health" in health, health
+
+
 def test_compose_environment_names_known_settings(compose: dict[str, Any]) -> None:
-    for name in ("topics", "worker", "console"):
+    for name in ("topics", "worker", "console", "sources"):
         env = _environment(_service(compose, name))
         names = {key for key in env if key.startswith("PROPWATCH_")}
         assert names <= KNOWN_SETTINGS, f"{name}: unknown settings {sorted(names - KNOWN_SETTINGS)}"
@@ -430,6 +458,15 @@ def test_prometheus_scrapes_the_console_service(compose: dict[str, Any]) -> None
     assert _depends_on(_service(compose, "prometheus")).get(host) in ("service_started", "service_healthy")
 
 
+def test_prometheus_scrapes_the_sources_service(compose: dict[str, Any]) -> None:
+    config = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text(encoding="utf-8"))
+    (job,) = [job for job in config["scrape_configs"] if job["job_name"] == "propwatch-sources"]
+    ((host, port),) = [target.split(":") for static in job["static_configs"] for target in static["targets"]]
+    assert host in compose["services"] and _service(compose, host)["command"][:2] == ["sources", "run"]
+    assert port == _environment(_service(compose, host))["PROPWATCH_SOURCES_PORT"]
+    assert _depends_on(_service(compose, "prometheus")).get(host) in ("service_started", "service_healthy")
+
+
 def test_grafana_service(compose: dict[str, Any]) -> None:
     grafana = _service(compose, "grafana")
     assert str(grafana["image"]).startswith("grafana/grafana:"), grafana["image"]
@@ -472,10 +509,9 @@ def _manifest_files() -> dict[str, dict[str, Any]]:
     return files
 
 
-def _is_console(manifest: dict[str, Any]) -> bool:
-    return bool(
-        manifest.get("metadata", {}).get("labels", {}).get("app.kubernetes.io/component") == "console"
-    )
+def _component(manifest: dict[str, Any]) -> str | None:
+    component: str | None = manifest.get("metadata", {}).get("labels", {}).get("app.kubernetes.io/component")
+    return component
 
 
 def _by_kind(manifests: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -487,13 +523,19 @@ def _by_kind(manifests: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 def _manifests() -> dict[str, dict[str, Any]]:
-    """The manifests of deploy/k8s but the review console's, by kind: the workers' and shared ones."""
-    return _by_kind([m for m in _manifest_files().values() if not _is_console(m)])
+    """The manifests of deploy/k8s but the review console's and the sources service's, by kind: the
+    workers' and shared ones."""
+    return _by_kind([m for m in _manifest_files().values() if _component(m) not in ("console", "sources")])
 
 
 def _console_manifests() -> dict[str, dict[str, Any]]:
     """The review console's manifests of deploy/k8s, by kind."""
-    return _by_kind([m for m in _manifest_files().values() if _is_console(m)])
+    return _by_kind([m for m in _manifest_files().values() if _component(m) == "console"])
+
+
+def _sources_manifests() -> dict[str, dict[str, Any]]:
+    """The sources service's manifests of deploy/k8s, by kind."""
+    return _by_kind([m for m in _manifest_files().values() if _component(m) == "sources"])
 
 
 def _container(manifests: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -506,6 +548,7 @@ def test_k8s_manifests_are_namespace_free_and_all_in_the_kustomization() -> None
     manifests = _manifests()
     assert {"ConfigMap", "Deployment", "Service", "ScaledObject", "Kustomization"} <= set(manifests)
     assert {"Deployment", "Service"} == set(_console_manifests())
+    assert {"ConfigMap", "Deployment", "PersistentVolumeClaim", "Service"} == set(_sources_manifests())
     files = _manifest_files()
     for name, manifest in files.items():
         assert "namespace" not in manifest.get("metadata", {}), f"{name} sets a namespace"
@@ -613,19 +656,34 @@ def _secret_ref(container: dict[str, Any], name: str) -> dict[str, Any]:
     return ref
 
 
-def test_k8s_console_deployment() -> None:
-    manifests, console = _manifests(), _console_manifests()
-    deployment = console["Deployment"]
+def _one_replica(deployment: dict[str, Any], why: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The pod template and container of ``deployment``, checked to be one replica replaced with
+    Recreate (``why``), from the workers' image and ConfigMap but none of their Secrets, with the
+    workers' security context."""
+    manifests = _manifests()
     spec, pod = deployment["spec"], deployment["spec"]["template"]
-    assert spec["replicas"] == 1, "claims are in memory: one console"
-    assert spec["strategy"] == {"type": "Recreate"}, "never two consoles, not even during an update"
+    assert spec["replicas"] == 1, why
+    assert spec["strategy"] == {"type": "Recreate"}, f"{why}: never two, not even during an update"
     assert spec["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
     (container,) = pod["spec"]["containers"]
-    worker_pod = manifests["Deployment"]["spec"]["template"]
     worker = _container(manifests)
-    assert container["image"] == worker["image"] and container["args"] == ["console"]
+    assert container["image"] == worker["image"]
     assert {"configMapRef": {"name": manifests["ConfigMap"]["metadata"]["name"]}} in container["envFrom"]
     assert not any("secretRef" in source for source in container["envFrom"]), "not the worker's credentials"
+    assert (
+        pod["spec"]["securityContext"]
+        == manifests["Deployment"]["spec"]["template"]["spec"]["securityContext"]
+    )
+    assert container["securityContext"] == worker["securityContext"]
+    assert pod["spec"]["automountServiceAccountToken"] is False
+    return pod, container
+
+
+def test_k8s_console_deployment() -> None:
+    manifests, console = _manifests(), _console_manifests()
+    pod, container = _one_replica(console["Deployment"], "claims are in memory: one console")
+    worker = _container(manifests)
+    assert container["args"] == ["console"]
 
     env = _env(container)
     assert set(env) <= KNOWN_SETTINGS, f"unknown settings: {sorted(set(env) - KNOWN_SETTINGS)}"
@@ -645,9 +703,6 @@ def test_k8s_console_deployment() -> None:
         assert probe_port(probe) in (CONSOLE_PORT, port["name"]), probe
     for kind in ("requests", "limits"):
         assert {"cpu", "memory"} <= set(container["resources"][kind]), kind
-    assert pod["spec"]["securityContext"] == worker_pod["spec"]["securityContext"]
-    assert container["securityContext"] == worker["securityContext"]
-    assert pod["spec"]["automountServiceAccountToken"] is False
 
     # secrets from Secrets only; the decision key from the workers' Secret, required here
     for name in SECRET_SETTINGS & set(env):
@@ -673,21 +728,58 @@ def test_k8s_console_deployment() -> None:
     assert any(m["mountPath"] == "/tmp" for m in container["volumeMounts"]), "a writable /tmp"
 
 
-def test_k8s_console_service() -> None:
-    console = _console_manifests()
-    service = console["Service"]["spec"]
-    labels = console["Deployment"]["spec"]["template"]["metadata"]["labels"]
+def test_k8s_sources_deployment(tmp_path: Path) -> None:
+    sources = _sources_manifests()
+    pod, container = _one_replica(sources["Deployment"], "one state file: one sources service")
+    env = _env(container)
+    assert set(env) <= KNOWN_SETTINGS, f"unknown settings: {sorted(set(env) - KNOWN_SETTINGS)}"
+    assert env["PROPWATCH_WEB_BIND"]["value"] == "0.0.0.0"
+    (port,) = container["ports"]
+    assert port["containerPort"] == int(env["PROPWATCH_SOURCES_PORT"]["value"]) == SOURCES_PORT
+    for probe in (container["readinessProbe"], container["livenessProbe"]):
+        assert probe["httpGet"]["path"] == "/health" and probe["httpGet"]["port"] in (
+            SOURCES_PORT,
+            port["name"],
+        )
+    for kind in ("requests", "limits"):
+        assert {"cpu", "memory"} <= set(container["resources"][kind]), kind
+
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+    # SOURCES.yml: the ConfigMap's, as a folder (no subPath: updates reach the pod), read-only
+    assert container["args"][:2] == ["sources", "run"] and len(container["args"]) == 3
+    path = Path(container["args"][2])
+    config_mount = mounts[str(path.parent)]
+    assert config_mount["readOnly"] is True and "subPath" not in config_mount
+    configmap = sources["ConfigMap"]
+    assert volumes[config_mount["name"]]["configMap"]["name"] == configmap["metadata"]["name"]
+    (tmp_path / path.name).write_text(configmap["data"][path.name], encoding="utf-8")
+    assert load_config(tmp_path / path.name).fetch.allow_private_addresses is False
+    # its state: the claim, writable, where PROPWATCH_DATA_DIR points
+    data = mounts[env["PROPWATCH_DATA_DIR"]["value"]]
+    assert not data.get("readOnly")
+    claim = sources["PersistentVolumeClaim"]
+    assert volumes[data["name"]]["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    assert "/tmp" in mounts, "a writable /tmp"
+
+
+@pytest.mark.parametrize(("component", "port_number"), [("console", CONSOLE_PORT), ("sources", SOURCES_PORT)])
+def test_k8s_services_of_the_console_and_the_sources_service(component: str, port_number: int) -> None:
+    """Each selects its own pods only, on its port, with the annotations Prometheus scrapes by."""
+    files = _manifest_files().values()
+    own = _by_kind([m for m in files if _component(m) == component])
+    service = own["Service"]["spec"]
+    labels = own["Deployment"]["spec"]["template"]["metadata"]["labels"]
     assert service["selector"].items() <= labels.items()
-    worker_pods = _manifests()["Deployment"]["spec"]["template"]["metadata"]["labels"]
-    assert not service["selector"].items() <= worker_pods.items()
+    for other in [m for m in files if m["kind"] == "Deployment" and _component(m) != component]:
+        pods = other["spec"]["template"]["metadata"]["labels"]
+        assert not service["selector"].items() <= pods.items(), other["metadata"]["name"]
     (port,) = service["ports"]
-    (container,) = console["Deployment"]["spec"]["template"]["spec"]["containers"]
-    assert port["port"] == CONSOLE_PORT and port["targetPort"] in (
-        CONSOLE_PORT,
-        container["ports"][0]["name"],
-    )
-    annotations = console["Service"]["metadata"]["annotations"]
-    assert annotations["prometheus.io/port"] == str(CONSOLE_PORT)
+    (container,) = own["Deployment"]["spec"]["template"]["spec"]["containers"]
+    assert port["port"] == port_number and port["targetPort"] in (port_number, container["ports"][0]["name"])
+    annotations = own["Service"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == str(port_number)
     assert annotations["prometheus.io/path"] == "/metrics"
 
 
@@ -849,3 +941,32 @@ def test_only_the_intended_principals_can_write_what_causes_referrals() -> None:
     for spec in TOPICS:
         writers = {p for p in principals if _allowed(grants, p, "topic", prefix + spec.name, "Write")}
         assert writers == expected.get(spec.name, {WORKER}), f"who may write {spec.name}: {sorted(writers)}"
+
+
+# --- deploy/SOURCES.yml ----------------------------------------------------------------------------
+
+
+def test_the_sources_example_is_valid_and_shows_the_default_fetch_policy() -> None:
+    config = load_config(SOURCES_EXAMPLE)
+    assert config.fetch == FetchConfig(), "the fetch keys it shows are the defaults"
+    for source in config.sources:
+        for url in [getattr(source, "url", None), *getattr(source, "urls", ())]:
+            assert url is None or re.match(r"https://([a-z]+\.)?example\.org/", url), url
+
+
+def test_the_sources_example_commented_out_sources_are_valid(tmp_path: Path) -> None:
+    """The sources shown commented out (a URL list file, a WARC file, channel exports) load once
+    uncommented, with their files in place; together with the active ones they show every kind."""
+    text = SOURCES_EXAMPLE.read_text(encoding="utf-8")
+    commented = re.findall(r"^  # (- \{name: .*\})$", text, flags=re.MULTILINE)
+    assert commented, "no commented-out source"
+    path = tmp_path / "SOURCES.yml"
+    path.write_text(text + "".join(f"  {line}\n" for line in commented), encoding="utf-8")
+    for source in commented:
+        match = re.search(r"(?:path|urls_file): ([^,}]+)", source)
+        assert match, source
+        file = tmp_path / match.group(1).strip()
+        file.parent.mkdir(parents=True, exist_ok=True)
+        file.write_text("https://www.example.org/page\n", encoding="utf-8")
+    config = load_config(path)
+    assert {source.kind for source in config.sources} == set(KINDS)

@@ -2,10 +2,11 @@
 
 ``promtool`` (Debian package ``prometheus``) checks the config and the rules and runs the rules'
 unit tests (``deploy/prometheus/alerts_test.yml``). Every PromQL expression of the dashboard and of
-the alerts selects one scrape job, the workers' (``propwatch``) or the review console's
-(``propwatch-console``, a process of its own), and may only name metrics that job exports
-(``streams.metrics.Metrics``, ``streams.metrics.ConsoleMetrics``) or Prometheus's own ``up``: a
-renamed metric breaks this test instead of a panel or an alert, silently.
+the alerts selects one scrape job, the workers' (``propwatch``), the review console's
+(``propwatch-console``) or the sources service's (``propwatch-sources``), each a process of its
+own, and may only name metrics that job exports (``streams.metrics.Metrics``, ``ConsoleMetrics``,
+``SourcesMetrics``) or Prometheus's own ``up``: a renamed metric breaks this test instead of a
+panel or an alert, silently.
 ``tests/integration/test_prometheus.py`` runs the same expressions on a real Prometheus scraping
 a real worker. The helpers here are shared with it.
 """
@@ -23,7 +24,7 @@ from typing import Any
 import pytest
 import yaml
 
-from streams.metrics import AGENTS, ConsoleMetrics, Metrics
+from streams.metrics import AGENTS, ConsoleMetrics, Metrics, SourcesMetrics
 from streams.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,8 +42,13 @@ DASHBOARD_UID = "propwatch-overview"
 DATASOURCE_UID = "prometheus"
 JOB = "propwatch"
 CONSOLE_JOB = "propwatch-console"
+SOURCES_JOB = "propwatch-sources"
 # What each scrape job exports: one metrics container per process kind.
-EXPORTERS: dict[str, type[Metrics] | type[ConsoleMetrics]] = {JOB: Metrics, CONSOLE_JOB: ConsoleMetrics}
+EXPORTERS: dict[str, type[Metrics] | type[ConsoleMetrics] | type[SourcesMetrics]] = {
+    JOB: Metrics,
+    CONSOLE_JOB: ConsoleMetrics,
+    SOURCES_JOB: SourcesMetrics,
+}
 INSTALL_HINT = "Install it with: apt-get update && apt-get install -y prometheus"
 
 REQUIRED_ALERTS = {
@@ -59,6 +65,9 @@ REQUIRED_ALERTS = {
     "PropwatchConsoleDown",
     "PropwatchReviewWaitingTooLong",
     "PropwatchUnsignedDecisions",
+    "PropwatchSourcesDown",
+    "PropwatchSourceSilent",
+    "PropwatchSourceFailing",
 }
 # Alerts that must have promtool cases both where they fire and where they must not.
 TESTED_BOTH_WAYS = {
@@ -69,11 +78,20 @@ TESTED_BOTH_WAYS = {
     "PropwatchConsoleDown",
     "PropwatchReviewWaitingTooLong",
     "PropwatchUnsignedDecisions",
+    "PropwatchSourcesDown",
+    "PropwatchSourceSilent",
+    "PropwatchSourceFailing",
 }
 STALL_ALERT = "PropwatchWorkerStalled"
 STALL_PANEL = "Oldest unacknowledged batch"
 REVIEW_WAIT_ALERT = "PropwatchReviewWaitingTooLong"
 REVIEW_WAIT_PANEL = "Age of the oldest pending review"
+# The sources' alerts compare a time since with the source's expected interval; these panels show
+# that time as a share of the interval, with the alerts' threshold (1) drawn in.
+SOURCE_INTERVAL_PANELS = {
+    "PropwatchSourceSilent": "Time since the last new item, against the expected interval",
+    "PropwatchSourceFailing": "Time since the last successful read, against the expected interval",
+}
 
 # Grafana's own variables; the dashboard's are in its templating list.
 GRAFANA_BUILTINS = {"__rate_interval", "__interval", "__range", "__range_s", "__interval_ms"}
@@ -318,11 +336,31 @@ def test_exported_metric_names_of_the_console() -> None:
     assert not any(name.startswith(("process_", "python_")) for name in names), "custom registry only"
 
 
+def test_exported_metric_names_of_the_sources_service() -> None:
+    names = exported_metric_names(SOURCES_JOB)
+    for expected in (
+        "propwatch_source_items_total",
+        "propwatch_source_duplicates_total",
+        "propwatch_source_fetch_errors_total",
+        "propwatch_source_fetch_seconds_bucket",
+        "propwatch_source_fetch_seconds_count",
+        "propwatch_source_not_modified_total",
+        "propwatch_source_last_success_timestamp_seconds",
+        "propwatch_source_expected_interval_seconds",
+        "propwatch_source_last_item_timestamp_seconds",
+    ):
+        assert expected in names, expected
+    for other in (JOB, CONSOLE_JOB):
+        assert not names & exported_metric_names(other), f"the sources service and {other} export apart"
+    assert not any(name.startswith(("process_", "python_")) for name in names), "custom registry only"
+
+
 @pytest.mark.parametrize(
     ("expr", "job"),
     [
         ('up{job="propwatch"} == 0 or absent(up{job="propwatch"})', JOB),
         ('a{job="propwatch-console"} > 1 and on (instance) b{job="propwatch-console"} == 1', CONSOLE_JOB),
+        ('time() - a{job="propwatch-sources"} > b{job="propwatch-sources"}', SOURCES_JOB),
     ],
 )
 def test_expression_job(expr: str, job: str) -> None:
@@ -354,15 +392,23 @@ def test_prometheus_discovers_every_worker_by_dns() -> None:
     assert "worker" in sd["names"], "the compose service name resolves to every worker container"
 
 
-def test_prometheus_scrapes_the_one_review_console() -> None:
+@pytest.mark.parametrize(
+    ("job_name", "service", "port_setting"),
+    [(CONSOLE_JOB, "console", "console_port"), (SOURCES_JOB, "sources", "sources_port")],
+)
+def test_prometheus_scrapes_the_one_replica_of_the_console_and_the_sources_service(
+    job_name: str, service: str, port_setting: str
+) -> None:
     config = yaml.safe_load(PROMETHEUS_CONFIG.read_text(encoding="utf-8"))
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
-    assert CONSOLE_JOB in jobs, f"the console's alerts and panels select job={CONSOLE_JOB!r}"
-    job = jobs[CONSOLE_JOB]
+    assert job_name in jobs, f"its alerts and panels select job={job_name!r}"
+    job = jobs[job_name]
     assert job.get("metrics_path", "/metrics") == "/metrics"
     (static,) = job["static_configs"]
-    port = Settings.model_fields["console_port"].default
-    assert static["targets"] == [f"console:{port}"], "one replica, on PROPWATCH_CONSOLE_PORT's default"
+    port = Settings.model_fields[port_setting].default
+    assert static["targets"] == [f"{service}:{port}"], (
+        f"one replica, on PROPWATCH_{port_setting.upper()}'s default"
+    )
 
 
 # --- Alerts --------------------------------------------------------------------------------------
@@ -479,6 +525,30 @@ def test_review_wait_alert_threshold_is_drawn_on_its_panels() -> None:
     assert custom["thresholdsStyle"]["mode"] != "off"
 
 
+@pytest.mark.parametrize(("alert", "title"), sorted(SOURCE_INTERVAL_PANELS.items()))
+def test_source_interval_alert_thresholds_are_drawn_on_their_panels(alert: str, title: str) -> None:
+    (rule,) = [rule for rule in alert_rules() if rule["alert"] == alert]
+    timestamp = {
+        "PropwatchSourceSilent": "propwatch_source_last_item_timestamp_seconds",
+        "PropwatchSourceFailing": "propwatch_source_last_success_timestamp_seconds",
+    }[alert]
+    first = rule["expr"].strip().splitlines()[:2]
+    assert [line.strip() for line in first] == [
+        f'time() - {timestamp}{{job="propwatch-sources"}}',
+        '> propwatch_source_expected_interval_seconds{job="propwatch-sources"}',
+    ], rule["expr"]
+    (panel,) = [p for p in iter_panels(load_dashboard()["panels"]) if p["title"] == title]
+    defaults = panel["fieldConfig"]["defaults"]
+    assert defaults["unit"] == "percentunit"
+    assert [s["value"] for s in defaults["thresholds"]["steps"] if s["color"] == "red"] == [1]
+    assert defaults["custom"]["thresholdsStyle"]["mode"] != "off"
+    (target,) = panel["targets"]
+    assert (
+        timestamp in target["expr"]
+        and "/ max by (source) (propwatch_source_expected_interval" in target["expr"]
+    )
+
+
 # --- Grafana -------------------------------------------------------------------------------------
 
 
@@ -539,6 +609,14 @@ def test_dashboard_has_the_panels_operators_need() -> None:
         'propwatch_console_logins_total{job="propwatch-console", outcome="failure"}',
         "sum by (reason) (increase(propwatch_console_refused_forms_total",
         'propwatch_dead_lettered_total{job="propwatch", instance=~"$instance", code="unsigned_decision"}',
+        # the sources service
+        'sum by (source) (increase(propwatch_source_items_total{job="propwatch-sources"}',
+        'sum by (reason) (increase(propwatch_source_fetch_errors_total{job="propwatch-sources"}',
+        "histogram_quantile(0.9, sum by (le) (rate(propwatch_source_fetch_seconds_bucket",
+        "propwatch_source_last_item_timestamp_seconds",
+        "propwatch_source_last_success_timestamp_seconds",
+        'sum by (source) (rate(propwatch_source_not_modified_total{job="propwatch-sources"}',
+        'sum by (source) (increase(propwatch_source_duplicates_total{job="propwatch-sources"}',
     ):
         assert needle in text, needle
     # every metric family the worker and the console export is on the dashboard somewhere, in a
@@ -562,10 +640,8 @@ def test_dashboard_expressions_use_exported_metrics_only() -> None:
         job = expression_job(expr)
         unknown = names - allowed_metric_names(job)
         assert not unknown, f"{title}/{ref} names metrics job {job!r} does not export: {sorted(unknown)}"
-        if job == CONSOLE_JOB:  # $instance lists the workers
-            assert "$instance" not in expr, (
-                f"{title}/{ref}: the Worker selector does not apply to the console"
-            )
+        if job != JOB:  # $instance lists the workers
+            assert "$instance" not in expr, f"{title}/{ref}: the Worker selector does not apply to job {job}"
 
 
 def test_dashboard_variables_are_defined() -> None:

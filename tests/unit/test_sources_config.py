@@ -28,6 +28,7 @@ fetch:
   max_bytes: 200000
   max_redirects: 3
   per_host_delay: 0s
+  allow_private_addresses: true
 sources:
   - name: news-feed
     kind: feed
@@ -73,6 +74,7 @@ def test_a_valid_file_loads_every_kind(folder: Path) -> None:
         3,
         0.0,
     )
+    assert config.fetch.allow_private_addresses is True
     feed, watchlist, listed, site, capture, channel, server = config.sources
     assert isinstance(feed, FeedSource) and feed.url == "https://news.example/feed.xml"
     assert (feed.every, feed.expect_items_within, feed.platform) == (900.0, 86400.0, "news.example")
@@ -107,6 +109,7 @@ def test_defaults_are_polite_and_the_user_agent_names_the_unit(folder: Path) -> 
     assert config.fetch.per_host_delay >= 1.0 and config.fetch.max_redirects <= 10
     assert 0 < config.fetch.connect_timeout <= 30 and 0 < config.fetch.read_timeout <= 60
     assert config.fetch.max_bytes <= 10_000_000
+    assert config.fetch.allow_private_addresses is False, "public addresses only"
     [source] = config.sources
     assert (source.every, source.expect_items_within, source.enabled) == (3600.0, 86400.0, True)
 

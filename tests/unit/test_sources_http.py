@@ -59,6 +59,7 @@ def policy(**overrides: Any) -> FetchPolicy:
         "read_timeout_s": 10.0,
         "per_host_delay_s": 0.0,
         "max_bytes": 1_000_000,
+        "allow_private_addresses": True,  # the test server is on the loopback interface
     }
     return FetchPolicy(**{**settings, **overrides})
 

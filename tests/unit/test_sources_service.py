@@ -40,7 +40,7 @@ from streams.sources.service import (
     file_connector,
     web_app,
 )
-from streams.sources.state import SourcesState
+from streams.sources.state import Activity, SourcesState
 
 TOPIC = "propwatch.content"
 Yield = Found | Failure
@@ -321,12 +321,7 @@ async def test_failures_are_counted_by_reason_and_a_fatal_one_backs_the_source_o
 
     assert down_result.fatal == "http_status" and down_result.sent == 0
     assert sample(metrics, "propwatch_source_fetch_errors_total", source="down", reason="http_status") == 1
-    assert (
-        metrics.registry.get_sample_value(
-            "propwatch_source_last_success_timestamp_seconds", {"source": "down"}
-        )
-        is None
-    )
+    assert sample(metrics, "propwatch_source_last_success_timestamp_seconds", source="down") == svc.started_at
     backoff = state.backoff("down")
     assert backoff is not None and (backoff.failures, backoff.reason) == (1, "http_status")
     assert down_result.retry_at == backoff.next_attempt and backoff.next_attempt >= before + 60.0
@@ -334,6 +329,38 @@ async def test_failures_are_counted_by_reason_and_a_fatal_one_backs_the_source_o
     await svc.run_once()
     second = state.backoff("down")
     assert second is not None and second.failures == 2 and second.next_attempt >= time.time() + 110.0
+
+
+async def test_the_last_item_and_success_times_survive_a_restart(state: SourcesState) -> None:
+    """What the silence and failure alerts read: the times the state remembers, the service's start
+    for a source it knows nothing of, never 0 (which would make every source look silent)."""
+
+    async def connect(source: Source) -> AsyncIterator[Yield]:
+        if source.name == "down":
+            yield Failure("http_status", "HTTP 503", fatal=True)
+        else:
+            yield found(1)
+
+    sources = [feed("news"), feed("down"), feed("new")]
+    first = SourcesMetrics(CollectorRegistry())
+    svc = service(sources[:2], {"feed": connect}, state, first)
+    await svc.run_once()
+    svc.close()
+    sent_at = sample(first, "propwatch_source_last_item_timestamp_seconds", source="news")
+    read_at = sample(first, "propwatch_source_last_success_timestamp_seconds", source="news")
+    assert svc.started_at <= sent_at <= read_at
+    assert state.activity("news") == Activity(last_item=sent_at, last_success=read_at)
+    assert state.activity("down") == Activity()
+
+    restarted = SourcesMetrics(CollectorRegistry())
+    again = service(sources, {"feed": connect}, state, restarted)
+    assert sample(restarted, "propwatch_source_last_item_timestamp_seconds", source="news") == sent_at
+    assert sample(restarted, "propwatch_source_last_success_timestamp_seconds", source="news") == read_at
+    for name in ("down", "new"):
+        for metric in ("last_item", "last_success"):
+            value = sample(restarted, f"propwatch_source_{metric}_timestamp_seconds", source=name)
+            assert value == again.started_at, (name, metric)
+    again.close()
 
 
 async def test_an_exception_in_one_connector_stops_no_other_source(
@@ -505,11 +532,15 @@ def test_the_fetch_policy_comes_from_sources_yml() -> None:
         max_bytes=100_000,
         max_redirects=2,
         per_host_delay="3s",
+        allow_private_addresses=True,
     )
     policy = fetch_policy(SourcesConfig(path=Path("SOURCES.yml"), unit="IRU-Test", fetch=fetch, sources=()))
     assert policy.user_agent.startswith("propwatch/") and "IRU-Test" in policy.user_agent
     assert (policy.connect_timeout_s, policy.read_timeout_s, policy.total_timeout_s) == (5.0, 20.0, 60.0)
     assert (policy.max_bytes, policy.max_redirects, policy.per_host_delay_s) == (100_000, 2, 3.0)
+    assert policy.allow_private_addresses is True
+    default = fetch_policy(config())
+    assert default.allow_private_addresses is False, "public addresses only unless SOURCES.yml says so"
 
 
 async def test_the_bundled_files_go_through_the_real_readers(

@@ -1,4 +1,4 @@
-"""The sources service's SQLite state: what was sent, validators and backoff, across a restart."""
+"""The sources service's SQLite state: what was sent, validators, backoff and activity, across a restart."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 from streams.settings import Settings
 from streams.sources.base import Validators
-from streams.sources.state import FILE_NAME, MAX_VALIDATOR_CHARS, SentKey, SourcesState
+from streams.sources.state import FILE_NAME, MAX_VALIDATOR_CHARS, Activity, SentKey, SourcesState
 
 SHA = "ab" * 32
 
@@ -73,3 +73,18 @@ def test_backoff_counts_failures_in_a_row_and_survives_a_restart(tmp_path: Path)
         assert state.backoff("feed-a") is None
         assert state.failed("feed-a", "timeout", delay, now=3000.0).failures == 1, "a success starts over"
     assert delays == [1, 2, 1]
+
+
+def test_activity_is_when_a_source_last_sent_and_was_last_read(tmp_path: Path) -> None:
+    page = SentKey.of("https://a.example/p", "feed-a", SHA)
+    with SourcesState(tmp_path / FILE_NAME) as state:
+        assert state.activity("feed-a") == Activity()
+        state.succeeded("feed-a", at=1000.0)
+        state.mark_sent([page], at=1500.0, source="feed-a")
+        state.mark_sent([], at=1700.0, source="feed-a")  # nothing sent: no new item time
+        state.mark_sent([SentKey.of(None, "feed-b", SHA)], at=1800.0)  # no source given
+    with SourcesState(tmp_path / FILE_NAME) as state:
+        assert state.activity("feed-a") == Activity(last_item=1500.0, last_success=1000.0)
+        assert state.activity("feed-b") == Activity()
+        state.succeeded("feed-a", at=2000.0)
+        assert state.activity("feed-a") == Activity(last_item=1500.0, last_success=2000.0)
