@@ -3,7 +3,7 @@ import time), served by :func:`serve` (``propwatch console``).
 
 Every request passes :func:`access` first: the session is read from its cookie (or begun), the
 user resolved (from the session, or from the trusted proxy header when one is configured), every
-POST's CSRF token checked, a request without a user for anything but the login page, /health,
+POST's form read (a body that is not one is refused, 400) and its CSRF token checked, a request without a user for anything but the login page, /health,
 /metrics and /static redirected to the login page, and every POST from an auditor refused (but
 logging out). Every response carries the security headers of :data:`SECURITY_HEADERS`.
 """
@@ -86,7 +86,10 @@ async def access(
         request[USER] = console.users.get(session.user) if session.user else None
     user = request[USER]
     if request.method == "POST":
-        form = await request.post()
+        try:
+            form = await request.post()
+        except (ValueError, LookupError):  # a broken body, bytes not in its charset, an unknown charset
+            return refuse(request, "invalid", 400, "The form could not be read.")
         if request[NEW_SESSION] or not console.sessions.csrf_ok(session, form.get(CSRF_FIELD)):
             return refuse(request, "csrf", 403, "The form has expired or did not come from this console.")
         if user is not None and not user.decides and request.path != "/logout":

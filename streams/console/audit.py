@@ -118,4 +118,11 @@ def to_csv(rows: Iterable[AuditRow]) -> str:
 
 
 def to_jsonl(rows: Iterable[AuditRow]) -> str:
-    return "".join(json.dumps(row.as_json(), ensure_ascii=False) + "\n" for row in rows)
+    """One JSON object a line. U+2028 and U+2029, which reasons may hold and which many line
+    readers (Python's ``str.splitlines`` among them) take as line breaks, are escaped."""
+    return "".join(_line(row.as_json()) + "\n" for row in rows)
+
+
+def _line(value: object) -> str:
+    # Only strings can hold these characters in JSON, where the escape is the same string.
+    return json.dumps(value, ensure_ascii=False).replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")

@@ -31,7 +31,7 @@ from streams.known_content.signature import signature
 from streams.records import Decision, Review, parse_decision, parse_rfc3339
 from streams.review.log import DecisionLog, Logged, default_decided_at
 from streams.review.queue import ReviewQueue
-from streams.review.rules import in_force
+from streams.review.rules import in_force_in_turn
 
 from .priority import priority, urgency
 
@@ -69,6 +69,16 @@ class Pending:
 
 
 @dataclass(frozen=True)
+class Succession:
+    """The decisions in force in turn on one review, as of the ``count`` decisions logged on it."""
+
+    review: Review
+    count: int
+    decisions: tuple[Decision, ...]
+    ids: frozenset[str]
+
+
+@dataclass(frozen=True)
 class Earlier:
     """A decided review whose text is a near-duplicate of (or the same as) another's."""
 
@@ -98,6 +108,7 @@ class ConsoleState:
         """Decision ids this console sent and has not read back yet, by review id."""
         self._near = HashBank(similarity)
         self._indexed: set[str] = set()
+        self._successions: dict[str, Succession] = {}
 
     # --- reading the topics (the followers' ``apply``) --------------------------------------
 
@@ -130,13 +141,23 @@ class ConsoleState:
     def review(self, review_id: str) -> Review | None:
         return self.queue.get(review_id)
 
-    def decisions(self, review_id: str) -> list[Decision]:
-        """The decisions on a review that count, in the topic's order."""
-        return [entry.decision for entry in self.log.all(review_id)]
-
     def current(self, review: Review) -> Decision | None:
         """The decision in force on ``review``."""
-        return in_force(review, self.decisions(review.review_id))
+        decisions = self.succession(review).decisions
+        return decisions[-1] if decisions else None
+
+    def succession(self, review: Review) -> Succession:
+        """The decisions that were in force on ``review`` in turn
+        (:func:`~streams.review.rules.in_force_in_turn`), worked out once per decision logged on
+        it: the queue, the item page and the audit ask for it for every row, and anyone who can
+        write the decisions topic chooses how many decisions a review has."""
+        logged = self.log.all(review.review_id)
+        known = self._successions.get(review.review_id)
+        if known is None or known.review is not review or known.count != len(logged):
+            decisions = tuple(in_force_in_turn(review, [entry.decision for entry in logged]))
+            known = Succession(review, len(logged), decisions, frozenset(d.decision_id for d in decisions))
+            self._successions[review.review_id] = known
+        return known
 
     def is_pending(self, review: Review) -> bool:
         """No decision in force, and none sent from here that is still on its way."""
@@ -165,14 +186,10 @@ class ConsoleState:
         review = self.queue.get(read.decision.review_id)
         if review is None:
             return "unknown review"
-        decisions = self.decisions(review.review_id)
-        ever = {
-            getattr(in_force(review, decisions[: i + 1]), "decision_id", None) for i in range(len(decisions))
-        }
-        current = in_force(review, decisions)
-        if current is not None and current.decision_id == read.decision.decision_id:
+        succession = self.succession(review)
+        if succession.decisions and succession.decisions[-1].decision_id == read.decision.decision_id:
             return "in force"
-        return "superseded" if read.decision.decision_id in ever else "not applied"
+        return "superseded" if read.decision.decision_id in succession.ids else "not applied"
 
     def earlier_decisions(self, review: Review, limit: int = 5) -> list[Earlier]:
         """Decided reviews of other items whose text is the same as or a near duplicate of

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, Strict
 
-from streams.records.base import SCHEMA_VERSION, Labels, Record, ScoreMap, Timestamp
+from streams.records.base import SCHEMA_VERSION, Labels, Record, ScoreMap, Timestamp, Unit
 from streams.records.content import CONTROL, CONTROL_OR_BREAK, FIELD_LIMITS, ContentItem, safe_id
 from streams.records.names import DecidedBy, DecisionName, MatchType, Role
 
@@ -99,7 +99,7 @@ class MatchBlock(Record):
 
     type: MatchType
     entry_id: str
-    similarity: float
+    similarity: Unit
     labels: Labels
 
 
@@ -268,19 +268,28 @@ class Review(Record):
     def check(self, labels: tuple[str, ...]) -> str | None:
         """Why this is not a review record this pipeline wrote, or None: besides its types (checked
         when it was read), the hashes must agree (``content_sha256`` is the text's, ``review_id``
-        follows from the item id, that hash and the model) and every label be in the taxonomy.
-        A record that fails is forged or corrupt, and no decision on it refers anything."""
+        follows from the item id, that hash and the model) and every label be in the taxonomy, and
+        named once (as the schema says: a record that repeats a label a hundred thousand times is
+        not one this pipeline wrote, and would cost every page that lists it). A record that fails
+        is forged or corrupt, and no decision on it refers anything."""
         if self.content_sha256 != hashlib.sha256(self.text.encode("utf-8")).hexdigest():
             return "content_sha256 is not the SHA-256 of the text"
         basis = "review\n" + self.model.basis
         if self.review_id != referral_id(self.item_id, self.content_sha256, basis):
             return "review_id does not follow from item_id, content_sha256 and model"
-        if not all(label in labels for label in self.labels):
-            return f"labels must be a non-empty list of {list(labels)}"
+        if not _distinct(self.labels, labels):
+            return f"labels must be a non-empty list of distinct labels of {list(labels)}"
+        if self.evidence.match is not None and not _distinct(self.evidence.match.labels, labels):
+            return f"evidence.match.labels must be a non-empty list of distinct labels of {list(labels)}"
         for name in ("scores", "thresholds", "review_thresholds"):
             if not all(label in labels for label in getattr(self, name)):
                 return f"{name} must map taxonomy labels to numbers from 0 to 1"
         return None
+
+
+def _distinct(values: tuple[str, ...], labels: tuple[str, ...]) -> bool:
+    """Whether ``values`` are one or more of ``labels``, none twice."""
+    return bool(values) and len(set(values)) == len(values) and all(value in labels for value in values)
 
 
 class Cleared(Record):

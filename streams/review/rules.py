@@ -22,10 +22,17 @@ def check_decision(review: Review, decision: Decision) -> str | None:
 def in_force(review: Review, decisions: Sequence[Decision]) -> Decision | None:
     """The decision in force after ``decisions`` (in log order): the first valid one, or the
     latest valid one that names the decision in force before it in ``supersedes``."""
-    current: Decision | None = None
+    succession = in_force_in_turn(review, decisions)
+    return succession[-1] if succession else None
+
+
+def in_force_in_turn(review: Review, decisions: Sequence[Decision]) -> list[Decision]:
+    """Every decision that was in force as ``decisions`` (in log order) were applied, in turn: the
+    last one is :func:`in_force`'s, each earlier one was superseded by the next. One pass."""
+    succession: list[Decision] = []
     for decision in decisions:
         if check_decision(review, decision) is not None:
             continue
-        if decision.supersedes == (current.decision_id if current else None):
-            current = decision
-    return current
+        if decision.supersedes == (succession[-1].decision_id if succession else None):
+            succession.append(decision)
+    return succession
