@@ -211,7 +211,11 @@ class Metrics:
 DECISION_ROLES = ("reviewer", "supervisor")
 """The console's roles that decide (an auditor only reads)."""
 TIME_TO_DECISION_BUCKETS = (60.0, 300.0, 900.0, 1800.0, 3600.0, 4 * 3600.0, 12 * 3600.0, 86400.0, 3 * 86400.0)
-LOGIN_OUTCOMES = ("success", "failure")
+LOGIN_OUTCOMES = ("success", "failure", "throttled")
+"""``throttled``: refused without a password check, after too many failures for the user name or
+from the address (``streams/console/throttle.py``)."""
+USERS_FILE_OUTCOMES = ("reloaded", "invalid")
+"""The console's users file read again after it changed: ``invalid``, the users before it stay."""
 CONSOLE_FOLLOWED = ("review", "decisions")
 """The topics the console reads whole (short names)."""
 CONSOLE_REFUSALS = ("csrf", "claimed", "forbidden", "invalid")
@@ -289,6 +293,16 @@ class ConsoleMetrics:
             namespace=NAMESPACE,
             registry=r,
         )
+        self.users_file_reloads = Counter(
+            "console_users_file_reloads",
+            "Times the console read its users file again after it changed, by outcome: reloaded, or "
+            "invalid (not a users file: the users read before stay until it changes again).",
+            ["outcome"],
+            namespace=NAMESPACE,
+            registry=r,
+        )
+        for outcome in USERS_FILE_OUTCOMES:
+            self.users_file_reloads.labels(outcome=outcome)
         for topic in CONSOLE_FOLLOWED:
             self.followed_invalid.labels(topic=topic)
             self.follower_ready.labels(topic=topic)

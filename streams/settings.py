@@ -197,6 +197,23 @@ class Settings(BaseSettings):
     console_claim_s: float = Field(
         300.0, gt=0, description="How long opening an item claims it for its reviewer (seconds)."
     )
+    console_login_attempts: int = Field(
+        5,
+        ge=1,
+        description="Failed logins for one user name within `console_login_window_s` after which that "
+        "name's logins are refused (429, the password not checked) until the window has passed over "
+        "them; an unknown name counts as a known one.",
+    )
+    console_login_address_attempts: int = Field(
+        20,
+        ge=0,
+        description="Failed logins from one client address within `console_login_window_s` after which "
+        "its logins are refused the same way; 0: no limit per address. Behind a reverse proxy every "
+        "request comes from the proxy's address: set 0 there (the limit per name still holds).",
+    )
+    console_login_window_s: float = Field(
+        900.0, gt=0, description="The window (seconds) over which failed console logins are counted."
+    )
     console_proxy_user_header: str | None = Field(
         None,
         description="Trust this request header (set by an authenticating reverse proxy) as the user "

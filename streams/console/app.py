@@ -1,11 +1,13 @@
 """The console's web application: built by :func:`build_app` from the settings (no app exists at
 import time), served by :func:`serve` (``propwatch console``).
 
-Every request passes :func:`access` first: the session is read from its cookie (or begun), the
-user resolved (from the session, or from the trusted proxy header when one is configured), every
-POST's form read (a body that is not one is refused, 400) and its CSRF token checked, a request without a user for anything but the login page, /health,
-/metrics and /static redirected to the login page, and every POST from an auditor refused (but
-logging out). Every response carries the security headers of :data:`SECURITY_HEADERS`.
+Every request passes :func:`access` first: the users file is read again if it changed
+(:meth:`Users.refresh <streams.console.users.Users.refresh>`), the session is read from its
+cookie (or begun), the user resolved (from the session, or from the trusted proxy header when one
+is configured), every POST's form read (a body that is not one is refused, 400) and its CSRF
+token checked, a request without a user for anything but the login page, /health, /metrics and
+/static redirected to the login page, and every POST from an auditor refused (but logging out).
+Every response carries the security headers of :data:`SECURITY_HEADERS`.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from .decide import DecisionSender, KafkaDecisionSender
 from .pages import environment
 from .sessions import COOKIE, CSRF_FIELD, Sessions
 from .state import ConsoleState
+from .throttle import LoginThrottle
 from .users import Users
 from .views import refuse, routes
 
@@ -73,6 +76,9 @@ async def access(
     console = request.app[CONSOLE]
     if _public(request.path) and request.path != "/login":  # no session: static files, probes
         return await handler(request)
+    reloaded = console.users.refresh()  # a user added, removed or changed counts from here on
+    if reloaded is not None:
+        console.metrics.users_file_reloads.labels(outcome=reloaded).inc()
     session = console.sessions.read(request.cookies.get(COOKIE))
     request[NEW_SESSION] = session is None
     if session is None:
@@ -164,6 +170,12 @@ def build_app(
         templates=environment(),
         clock=clock,
         decision_key=keys[0] if keys else None,
+        throttle=LoginThrottle(
+            per_name=settings.console_login_attempts,
+            per_address=settings.console_login_address_attempts,
+            window_s=settings.console_login_window_s,
+            clock=clock,
+        ),
     )
     if follow:
         console.followers = [

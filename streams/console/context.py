@@ -17,6 +17,7 @@ from .claims import Claims
 from .decide import DecisionSender
 from .sessions import Session, Sessions
 from .state import ConsoleState
+from .throttle import LoginThrottle
 from .users import User, Users
 
 PASSWORD_THREADS = 2
@@ -36,6 +37,7 @@ class Console:
     clock: Callable[[], float]
     decision_key: bytes | None
     """Signs every decision when set (``PROPWATCH_DECISION_KEY``)."""
+    throttle: LoginThrottle
     followers: list[TopicFollower] = field(default_factory=list)
     passwords: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(

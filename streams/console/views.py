@@ -32,6 +32,8 @@ FILTER_MAX_CHARS = 64
 """Longest language or platform a filter takes (longer: no filter)."""
 LOGIN_FAILED = "Wrong user name or password."
 """The one message for an unknown user and a wrong password alike."""
+LOGIN_THROTTLED = "Too many failed logins. Try again later."
+"""The one message for a login refused by :mod:`streams.console.throttle`, whatever the name."""
 
 
 def page(request: web.Request, name: str, status: int = 200, **context: Any) -> web.Response:
@@ -78,6 +80,10 @@ async def login(request: web.Request) -> web.StreamResponse:
     name, password = form.get("username"), form.get("password")
     name = name if isinstance(name, str) else ""
     password = password if isinstance(password, str) else ""
+    ticket = console.throttle.admit(name, request.remote)
+    if ticket is None:  # too many failures for this name or from this address: nothing is checked
+        console.metrics.logins.labels(outcome="throttled").inc()
+        return page(request, "login.html", 429, error=LOGIN_THROTTLED)
     # One argon2 verification whatever the name (an unknown one is checked against a dummy hash).
     user = await asyncio.get_running_loop().run_in_executor(
         console.passwords, console.users.authenticate, name, password
@@ -88,6 +94,7 @@ async def login(request: web.Request) -> web.StreamResponse:
             "console login failed for %r", name[:64] if NAME.fullmatch(name[:64]) else "(not a user name)"
         )
         return page(request, "login.html", 200, error=LOGIN_FAILED)
+    console.throttle.succeeded(ticket)
     console.metrics.logins.labels(outcome="success").inc()
     log.info("console login: %s (%s)", user.name, user.role)
     response = web.HTTPSeeOther("/queue")

@@ -7,7 +7,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,10 +39,10 @@ def password(name: str) -> str:
     return f"correct horse {name}"
 
 
-def make_users(path: Path) -> Users:
+def make_users(path: Path, clock: Callable[[], float] = time.monotonic) -> Users:
     for name, role in PEOPLE.items():
         add_user(path, name, role, password(name), HASHER)  # type: ignore[arg-type]
-    return Users.load(path, HASHER)
+    return Users.load(path, HASHER, clock=clock)
 
 
 class Clock:
@@ -179,7 +180,7 @@ async def desk(tmp_path: Path, **settings: Any) -> AsyncIterator[Desk]:
     config = Settings(**{"console_cookie_secure": False, **settings})
     app = build_app(
         config,
-        make_users(tmp_path / "users.json"),
+        make_users(tmp_path / "users.json", clock),
         metrics=metrics,
         sender=recorder,
         follow=False,

@@ -330,6 +330,7 @@ def test_exported_metric_names_of_the_console() -> None:
         "propwatch_console_follower_ready",
         "propwatch_console_followed_invalid_records_total",
         "propwatch_console_decision_send_errors_total",
+        "propwatch_console_users_file_reloads_total",
     ):
         assert expected in names, expected
     assert not names & exported_metric_names(JOB), "the console and the worker export apart"
@@ -607,6 +608,8 @@ def test_dashboard_has_the_panels_operators_need() -> None:
         "histogram_quantile(0.9, sum by (le) (rate(propwatch_console_time_to_decision_seconds_bucket",
         "propwatch_console_claimed_reviews",
         'propwatch_console_logins_total{job="propwatch-console", outcome="failure"}',
+        'propwatch_console_logins_total{job="propwatch-console", outcome="throttled"}',
+        'propwatch_console_users_file_reloads_total{job="propwatch-console", outcome="invalid"}',
         "sum by (reason) (increase(propwatch_console_refused_forms_total",
         'propwatch_dead_lettered_total{job="propwatch", instance=~"$instance", code="unsigned_decision"}',
         # the sources service
