@@ -12,7 +12,9 @@ decision in force; auditors read everything, the audit trail included, and decid
 - :mod:`~streams.console.priority`: the queue's order; :mod:`~streams.console.claims`: who holds an item;
 - :mod:`~streams.console.decide`: form → decision → signature → decisions topic;
 - :mod:`~streams.console.audit`: who decided what, and its CSV and JSON Lines exports;
-- :mod:`~streams.console.users`, :mod:`~streams.console.sessions`: accounts, cookies, CSRF.
+- :mod:`~streams.console.users`, :mod:`~streams.console.sessions`: accounts (followed as the
+  users file changes), cookies, CSRF; :mod:`~streams.console.throttle`: logins refused after too
+  many failures.
 
 The console runs as **one replica**: claims live in its memory (see :mod:`~streams.console.claims`).
 """
