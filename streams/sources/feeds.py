@@ -59,8 +59,9 @@ async def read_feed(
 
 def _entries_of(fetched: Fetched, *, source: str) -> list[Found] | Failure:
     """The entries of a fetched feed (CPU-bound: run it in a thread), or the fatal
-    ``invalid_content`` failure of what is not a feed. A malformed feed that still gives entries
-    (feedparser's "bozo") gives them, and is logged."""
+    ``invalid_content`` failure of what is not a feed: no entries and no RSS or Atom root, whether
+    it is malformed or well-formed XML of another kind (an error page served as XML). A malformed
+    feed that still gives entries (feedparser's "bozo") gives them, and is logged."""
     try:
         parsed = _parse(fetched)
     except Exception as exc:  # feedparser is defensive; should it still fail, the feed is unreadable
@@ -68,10 +69,11 @@ def _entries_of(fetched: Fetched, *, source: str) -> list[Found] | Failure:
         why = f"feed not parsed: {type(exc).__name__}"
         return Failure("invalid_content", why, url=fetched.url, fatal=True)
     entries = parsed.get("entries") or []
+    if not entries and not parsed.get("version"):
+        problem = _problem(parsed) if parsed.get("bozo") else "no RSS or Atom root element"
+        return Failure("invalid_content", f"not a feed: {problem}", url=fetched.url, fatal=True)
     if parsed.get("bozo"):
         problem = _problem(parsed)
-        if not entries and not parsed.get("version"):
-            return Failure("invalid_content", f"not a feed: {problem}", url=fetched.url, fatal=True)
         log.info("feed %s is malformed but readable (%s): %d entries", fetched.url, problem, len(entries))
     feed = parsed.get("feed") or {}
     metadata = {"source": source}
