@@ -1,9 +1,10 @@
 """The sources service: every configured source read on its schedule, what it found sent to the
 content topic once.
 
-One pass of a source reads it through its connector (:data:`Connector`), turns each
-:class:`Found` into a content item (:mod:`streams.sources.items`), drops what was already sent
-(:mod:`streams.sources.state`), and sends the rest through the Kafka layer's producer in batches,
+One pass of a source forgets what was sent longer ago than ``state.keep_sent``, reads the
+source through its connector (:data:`Connector`), turns each :class:`Found` into a content item
+(:mod:`streams.sources.items`), drops what was already sent (:mod:`streams.sources.state`), and
+sends the rest through the Kafka layer's producer in batches,
 marking each batch sent once the broker acknowledged it. Its failures are counted by reason
 (``propwatch_source_fetch_errors_total``) and logged, never raised. A pass with a fatal failure
 (the source as a whole could not be read, an item could not be sent, or a connector raised: the
@@ -357,6 +358,7 @@ class SourcesService:
         return result
 
     async def _read(self, source: Source, connector: Connector, result: PassResult) -> None:
+        self._forget_sent()
         batch: list[Built] = []
         seen: set[object] = set()
         found_items = connector(source)
@@ -407,6 +409,14 @@ class SourcesService:
         self.metrics.items.labels(source=source.name).inc(len(batch))
         self.metrics.last_item.labels(source=source.name).set(now)
         return True
+
+    def _forget_sent(self) -> None:
+        """Forget the items sent longer ago than ``state.keep_sent`` (once a pass, at most
+        :data:`~streams.sources.state.FORGET_BATCH` of them); found again, they are sent again."""
+        keep = self.config.state.keep_sent
+        forgotten = self.state.forget_sent(time.time() - keep)
+        if forgotten:
+            log.info("state: forgot %d items sent more than %g days ago", forgotten, keep / 86400)
 
     def _produce(self, batch: list[Built]) -> None:
         for built in batch:

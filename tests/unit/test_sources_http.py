@@ -533,7 +533,9 @@ async def test_a_feed_in_a_legacy_encoding_is_decoded_right(
     ],
     ids=["html", "html-as-rss", "other-xml"],
 )
-async def test_what_is_not_a_feed_is_a_fatal_failure(server: HTTPServer, body: bytes, content_type: str) -> None:
+async def test_what_is_not_a_feed_is_a_fatal_failure(
+    server: HTTPServer, body: bytes, content_type: str
+) -> None:
     items = await feed_items(server, body, content_type)
     assert len(items) == 1
     assert isinstance(items[0], Failure) and items[0].reason == "invalid_content" and items[0].fatal
