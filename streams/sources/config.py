@@ -15,6 +15,7 @@ missing files. The shape (``deploy/SOURCES.yml`` is a documented example)::
       max_redirects: 5
       per_host_delay: 5s            # between two requests to one host
       allow_private_addresses: false  # true: also private, loopback, link-local (a lab server)
+      parse_timeout: 1m             # one feed, sitemap, page or WARC record, parsed
     state:                          # optional
       keep_sent: 365d               # forget a sent item after this long (at least 1d)
     sources:
@@ -59,6 +60,7 @@ from pydantic import (
 
 from streams.records.content import CONTROL_OR_BREAK, FIELD_LIMITS
 from streams.sources.exports import MAX_EXPORT_BYTES, telegram_username
+from streams.sources.parsing import PARSE_TIMEOUT_S
 from streams.sources.urls import normalise_url
 from streams.sources.warc import MAX_RECORD_BYTES
 
@@ -136,6 +138,9 @@ class FetchConfig(_Model):
     allow_private_addresses: bool = False
     """Fetch from private, loopback and link-local addresses too (a test's or a lab's server);
     by default only public ones (:mod:`streams.sources.addresses`)."""
+    parse_timeout: Annotated[Duration, Field(gt=0)] = PARSE_TIMEOUT_S
+    """Longest the parsers may take over one feed, sitemap, page or WARC record; longer is a
+    ``timeout`` (:mod:`streams.sources.parsing`)."""
 
 
 class StateConfig(_Model):

@@ -65,6 +65,7 @@ from streams.sources.feeds import read_feed
 from streams.sources.fetch import Fetcher, FetchPolicy
 from streams.sources.items import Built, Skipped, build_item
 from streams.sources.pages import read_sitemap, read_urls
+from streams.sources.parsing import Parsers
 from streams.sources.state import SourcesState
 from streams.sources.warc import read_warc
 
@@ -213,21 +214,27 @@ def fetch_policy(config: SourcesConfig) -> FetchPolicy:
 async def default_connectors(
     config: SourcesConfig, store: PassValidators, metrics: SourcesMetrics
 ) -> AsyncIterator[Mapping[str, Connector]]:
-    """The connector of each kind: one fetcher for every web source, a worker thread for files."""
+    """The connector of each kind: one fetcher for every web source, a worker thread for files,
+    and child processes that parse feeds, sitemaps and pages (:class:`Parsers`), with a deadline."""
     async with Fetcher(fetch_policy(config), validators=store, metrics=metrics) as fetcher:
+        parsers = Parsers(timeout_s=config.fetch.parse_timeout)
 
         def read_web(source: Source) -> AsyncIterator[Found | Failure]:
             if isinstance(source, FeedSource):
-                return read_feed(fetcher, source.url, source=source.name, fetch_pages=source.fetch_pages)
+                return read_feed(
+                    fetcher, source.url, source=source.name, fetch_pages=source.fetch_pages, parsing=parsers
+                )
             if isinstance(source, UrlsSource):
-                return read_urls(fetcher, source.urls, source=source.name)
+                return read_urls(fetcher, source.urls, source=source.name, parsing=parsers)
             if isinstance(source, SitemapSource):
-                return read_sitemap(fetcher, source.url, source=source.name, max_pages=source.max_pages)
+                return read_sitemap(
+                    fetcher, source.url, source=source.name, max_pages=source.max_pages, parsing=parsers
+                )
             raise TypeError(f"not a web source: {source.kind}")
 
         def read_file(source: FileSource) -> Iterator[Found | Failure]:
             if isinstance(source, WarcSource):
-                return read_warc(source.path, max_record_bytes=source.max_record_bytes)
+                return read_warc(source.path, max_record_bytes=source.max_record_bytes, parsing=parsers)
             if isinstance(source, TelegramSource):
                 return read_telegram_export(
                     source.path, channel_url=source.channel_url, max_bytes=source.max_bytes
@@ -237,7 +244,10 @@ async def default_connectors(
             raise TypeError(f"no reader for {source.kind}")
 
         files = file_connector(read_file, store, metrics)
-        yield {kind: files if issubclass(model, FileSource) else read_web for kind, model in MODELS.items()}
+        with parsers:
+            yield {
+                kind: files if issubclass(model, FileSource) else read_web for kind, model in MODELS.items()
+            }
 
 
 # --- the service -----------------------------------------------------------------------------------
