@@ -22,6 +22,7 @@ import asyncio
 import logging
 import multiprocessing
 import queue
+import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -70,7 +71,9 @@ class _Raised:
 
 
 def _serve(connection: Connection, log_level: int) -> None:
-    """A child's loop: a call in, its result out, until the service closes its end."""
+    """A child's loop: a call in, its result out, until the service closes its end (or dies).
+    Ctrl-C in a terminal reaches the whole process group: the service stops its children."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(level=log_level, format=LOG_FORMAT)
     while True:
         try:
