@@ -18,7 +18,7 @@ from classifiers.corpus import Example
 from classifiers.default_model import DEFAULT_RECIPE, MODELS, ModelNotBuiltError
 from classifiers.registry import UnknownBackendError
 from streams.children import Stopped, stopped_on_signals
-from streams.settings import Settings
+from streams.settings import LOG_FORMAT, Settings
 
 EXIT_USAGE = 2
 
@@ -273,9 +273,7 @@ def cmd_sources(args: argparse.Namespace) -> int:
             asyncio.get_running_loop().add_signal_handler(signum, on_signal, signum)
         await serve(service, stop)
 
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT)
     for name in CLIENT_LOGGERS:  # they would log whole records at debug
         logging.getLogger(name).setLevel(max(logging.INFO, logging.getLogger().level))
     with producer, state:
@@ -612,9 +610,7 @@ def cmd_console(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT)
     port = args.port or settings.console_port
     try:
         serve(settings, users, port)

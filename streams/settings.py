@@ -22,6 +22,8 @@ EMBEDDED_BOOTSTRAP = "127.0.0.1:9092"
 EMBEDDED_SESSION_TIMEOUT_S = 4.0
 """Tansu holds a consumer-group join for about half the session timeout: keep it short."""
 EMBEDDED_HEARTBEAT_INTERVAL_S = 1.0
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+"""The commands' log lines (``PROPWATCH_LOG_LEVEL`` sets their level)."""
 
 
 def _known_labels(value: dict[str, float], what: str) -> None:

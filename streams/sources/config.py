@@ -15,6 +15,9 @@ missing files. The shape (``deploy/SOURCES.yml`` is a documented example)::
       max_redirects: 5
       per_host_delay: 5s            # between two requests to one host
       allow_private_addresses: false  # true: also private, loopback, link-local (a lab server)
+      parse_timeout: 1m             # one feed, sitemap, page or WARC record, parsed
+    state:                          # optional
+      keep_sent: 365d               # forget a sent item after this long (at least 1d)
     sources:
       - name: example-feed          # [a-z0-9_-]{1,64}: a metric label
         kind: feed                  # feed | urls | sitemap | warc | telegram | discord
@@ -39,7 +42,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
@@ -57,6 +60,7 @@ from pydantic import (
 
 from streams.records.content import CONTROL_OR_BREAK, FIELD_LIMITS
 from streams.sources.exports import MAX_EXPORT_BYTES, telegram_username
+from streams.sources.parsing import PARSE_TIMEOUT_S
 from streams.sources.urls import normalise_url
 from streams.sources.warc import MAX_RECORD_BYTES
 
@@ -66,6 +70,8 @@ NAME = re.compile(r"[a-z0-9_-]{1,64}")
 DURATION = re.compile(r"(\d+(?:\.\d+)?)(s|m|h|d)")
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 MAP_TAG, SEQ_TAG = "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"
+MIN_KEEP_SENT_S = 86400.0
+"""The shortest ``state.keep_sent``: a day."""
 MAX_NODES = 100_000
 """Most YAML nodes a SOURCES.yml may expand to (aliases included): an alias bomb is an error."""
 
@@ -132,6 +138,24 @@ class FetchConfig(_Model):
     allow_private_addresses: bool = False
     """Fetch from private, loopback and link-local addresses too (a test's or a lab's server);
     by default only public ones (:mod:`streams.sources.addresses`)."""
+    parse_timeout: Annotated[Duration, Field(gt=0)] = PARSE_TIMEOUT_S
+    """Longest the parsers may take over one feed, sitemap, page or WARC record; longer is a
+    ``timeout`` (:mod:`streams.sources.parsing`)."""
+
+
+class StateConfig(_Model):
+    """What the service remembers (:mod:`streams.sources.state`)."""
+
+    keep_sent: Duration = 365 * 86400.0
+    """Seconds an item stays recorded as sent; an item older than that, found again, is sent
+    again (with the same id). At least :data:`MIN_KEEP_SENT_S`."""
+
+    @field_validator("keep_sent")
+    @classmethod
+    def _long_enough(cls, value: float) -> float:
+        if value < MIN_KEEP_SENT_S:
+            raise ValueError("at least 1d: an item still listed in a feed would be sent again and again")
+        return value
 
 
 class Source(_Model):
@@ -213,6 +237,7 @@ class SourcesConfig:
     unit: str
     fetch: FetchConfig
     sources: tuple[Source, ...]
+    state: StateConfig = field(default_factory=StateConfig)
 
     @property
     def enabled(self) -> tuple[Source, ...]:
@@ -234,6 +259,7 @@ def _version() -> str:
 class _Top(_Model):
     unit: Annotated[str, _text(100)]
     fetch: FetchConfig = FetchConfig()
+    state: StateConfig = StateConfig()
     sources: list[Any]
 
     @field_validator("sources")
@@ -352,7 +378,7 @@ def load_config(path: str | Path) -> SourcesConfig:
             )
         seen[source.name] = tree.line((*where, "name"))
         sources.append(source)
-    return SourcesConfig(path=path, unit=top.unit, fetch=top.fetch, sources=tuple(sources))
+    return SourcesConfig(path=path, unit=top.unit, fetch=top.fetch, sources=tuple(sources), state=top.state)
 
 
 def _source(

@@ -11,7 +11,6 @@ counted as a failure and sent with its feed text."""
 
 from __future__ import annotations
 
-import asyncio
 import calendar
 import io
 import logging
@@ -27,6 +26,7 @@ from streams.sources.base import Failure, Found
 from streams.sources.extract import TITLE_MAX_CHARS, clean_field, html_to_text
 from streams.sources.fetch import Fetched, Fetcher, NotModified
 from streams.sources.pages import page_found
+from streams.sources.parsing import IN_THREAD, Parsing
 from streams.sources.urls import normalise_url, platform_of
 
 log = logging.getLogger(__name__)
@@ -35,23 +35,24 @@ HTML_TYPES = frozenset(("text/html", "application/xhtml+xml"))
 
 
 async def read_feed(
-    fetcher: Fetcher, url: str, *, source: str, fetch_pages: bool = False
+    fetcher: Fetcher, url: str, *, source: str, fetch_pages: bool = False, parsing: Parsing = IN_THREAD
 ) -> AsyncIterator[Found | Failure]:
     """The entries of the feed at ``url`` as :class:`Found`, and what failed as :class:`Failure`
-    (the feed itself: ``fatal``). Nothing when the feed has not changed since the last poll."""
+    (the feed itself: ``fatal``). Nothing when the feed has not changed since the last poll.
+    ``parsing``: where feedparser (and a page's extraction) runs (:mod:`streams.sources.parsing`)."""
     fetched = await fetcher.get(url, source=source)
     if isinstance(fetched, Failure):
         yield replace(fetched, fatal=True)
         return
     if isinstance(fetched, NotModified):
         return
-    entries = await asyncio.to_thread(_entries_of, fetched, source=source)
+    entries = await parsing.run(_entries_of, fetched, source=source)
     if isinstance(entries, Failure):
-        yield entries
+        yield replace(entries, url=entries.url or fetched.url, fatal=True)
         return
     for found in entries:
         if fetch_pages and found.url is not None:
-            async for item in _with_page(fetcher, found, source=source):
+            async for item in _with_page(fetcher, found, source=source, parsing=parsing):
                 yield item
         else:
             yield found
@@ -59,8 +60,9 @@ async def read_feed(
 
 def _entries_of(fetched: Fetched, *, source: str) -> list[Found] | Failure:
     """The entries of a fetched feed (CPU-bound: run it in a thread), or the fatal
-    ``invalid_content`` failure of what is not a feed. A malformed feed that still gives entries
-    (feedparser's "bozo") gives them, and is logged."""
+    ``invalid_content`` failure of what is not a feed: no entries and no RSS or Atom root, whether
+    it is malformed or well-formed XML of another kind (an error page served as XML). A malformed
+    feed that still gives entries (feedparser's "bozo") gives them, and is logged."""
     try:
         parsed = _parse(fetched)
     except Exception as exc:  # feedparser is defensive; should it still fail, the feed is unreadable
@@ -68,10 +70,11 @@ def _entries_of(fetched: Fetched, *, source: str) -> list[Found] | Failure:
         why = f"feed not parsed: {type(exc).__name__}"
         return Failure("invalid_content", why, url=fetched.url, fatal=True)
     entries = parsed.get("entries") or []
+    if not entries and not parsed.get("version"):
+        problem = _problem(parsed) if parsed.get("bozo") else "no RSS or Atom root element"
+        return Failure("invalid_content", f"not a feed: {problem}", url=fetched.url, fatal=True)
     if parsed.get("bozo"):
         problem = _problem(parsed)
-        if not entries and not parsed.get("version"):
-            return Failure("invalid_content", f"not a feed: {problem}", url=fetched.url, fatal=True)
         log.info("feed %s is malformed but readable (%s): %d entries", fetched.url, problem, len(entries))
     feed = parsed.get("feed") or {}
     metadata = {"source": source}
@@ -143,12 +146,14 @@ def _published_at(entry: Any) -> datetime | None:
     return None
 
 
-async def _with_page(fetcher: Fetcher, found: Found, *, source: str) -> AsyncIterator[Found | Failure]:
+async def _with_page(
+    fetcher: Fetcher, found: Found, *, source: str, parsing: Parsing
+) -> AsyncIterator[Found | Failure]:
     assert found.url is not None
     fetched = await fetcher.get(found.url, source=source)
     if isinstance(fetched, NotModified):
         return
-    page = await page_found(fetched, source=source)
+    page = await page_found(fetched, source=source, parsing=parsing)
     if isinstance(page, Failure):
         yield page
         yield found

@@ -11,7 +11,6 @@ would amplify it. Depth and counts are bounded: :data:`MAX_SITEMAP_DEPTH`,
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Iterable
@@ -22,6 +21,7 @@ from lxml import etree
 from streams.sources.base import Failure, Found
 from streams.sources.extract import MAX_HTML_BYTES, extract_page
 from streams.sources.fetch import Fetched, Fetcher, NotModified, gunzip
+from streams.sources.parsing import IN_THREAD, Parsing
 from streams.sources.urls import normalise_url
 
 log = logging.getLogger(__name__)
@@ -34,35 +34,42 @@ MAX_SITEMAPS = 100
 """Most sitemap files read in one pass of a source."""
 
 
-async def read_urls(fetcher: Fetcher, urls: Iterable[str], *, source: str) -> AsyncIterator[Found | Failure]:
+async def read_urls(
+    fetcher: Fetcher, urls: Iterable[str], *, source: str, parsing: Parsing = IN_THREAD
+) -> AsyncIterator[Found | Failure]:
     """Each page of ``urls`` as :class:`Found`, or the :class:`Failure` of it (never fatal: one
-    page does not stop the list). A page unchanged since the last pass (304) gives nothing."""
+    page does not stop the list). A page unchanged since the last pass (304) gives nothing.
+    ``parsing``: where the pages are extracted (:mod:`streams.sources.parsing`)."""
     for url in urls:
         fetched = await fetcher.get(url, source=source)
         if isinstance(fetched, NotModified):
             continue
-        yield await page_found(fetched, source=source)
+        yield await page_found(fetched, source=source, parsing=parsing)
 
 
-async def page_found(fetched: Fetched | Failure, *, source: str) -> Found | Failure:
+async def page_found(
+    fetched: Fetched | Failure, *, source: str, parsing: Parsing = IN_THREAD
+) -> Found | Failure:
     """A fetched page's main text, or why there is none (``invalid_content``: not HTML, or no
-    main text; ``too_large``: over what :func:`extract_page` reads). Decoded with the response's
-    charset when it names a text encoding Python knows; else trafilatura reads the page's own
-    ``<meta charset>``. Extraction runs in a thread."""
+    main text; ``too_large``: over what :func:`extract_page` reads; ``timeout``: extraction took
+    longer than ``parsing`` allows). Decoded with the response's charset when it names a text
+    encoding Python knows; else trafilatura reads the page's own ``<meta charset>``."""
     if isinstance(fetched, Failure):
         return fetched
     if fetched.content_type is not None and fetched.content_type not in PAGE_TYPES:
         return Failure("invalid_content", f"not a web page: {fetched.content_type[:80]}", url=fetched.url)
     if len(fetched.body) > MAX_HTML_BYTES:
         return Failure("too_large", f"page over the {MAX_HTML_BYTES} bytes extracted", url=fetched.url)
-    found = await asyncio.to_thread(extract_page, _decoded(fetched.body, fetched.charset), fetched.url)
+    found = await parsing.run(extract_page, _decoded(fetched.body, fetched.charset), fetched.url)
+    if isinstance(found, Failure):
+        return replace(found, url=fetched.url)
     if found is None:
         return Failure("invalid_content", "no main text found in the page", url=fetched.url)
     return replace(found, metadata={**found.metadata, "source": source})
 
 
 async def read_sitemap(
-    fetcher: Fetcher, url: str, *, source: str, max_pages: int
+    fetcher: Fetcher, url: str, *, source: str, max_pages: int, parsing: Parsing = IN_THREAD
 ) -> AsyncIterator[Found | Failure]:
     """The pages the sitemap at ``url`` lists (following a sitemap index), at most ``max_pages``
     of them, as :func:`read_urls` gives them. The sitemap at ``url`` unreadable: one fatal
@@ -75,7 +82,7 @@ async def read_sitemap(
     while queue and len(pages) < max_pages and read < MAX_SITEMAPS:
         sitemap_url, depth = queue.popleft()
         read += 1
-        listed = await _read_one_sitemap(fetcher, sitemap_url, source=source)
+        listed = await _read_one_sitemap(fetcher, sitemap_url, source=source, parsing=parsing)
         if isinstance(listed, Failure):
             yield replace(listed, fatal=depth == 0)
             if depth == 0:
@@ -95,12 +102,12 @@ async def read_sitemap(
             elif key not in seen_pages and len(pages) < max_pages:
                 seen_pages.add(key)
                 pages.append(loc)
-    async for item in read_urls(fetcher, pages, source=source):
+    async for item in read_urls(fetcher, pages, source=source, parsing=parsing):
         yield item
 
 
 async def _read_one_sitemap(
-    fetcher: Fetcher, url: str, *, source: str
+    fetcher: Fetcher, url: str, *, source: str, parsing: Parsing
 ) -> tuple[str, list[str]] | Failure | None:
     fetched = await fetcher.get(url, source=source)
     if isinstance(fetched, Failure):
@@ -113,7 +120,8 @@ async def _read_one_sitemap(
         if isinstance(inflated, Failure):
             return replace(inflated, url=fetched.url)
         body = inflated
-    return await asyncio.to_thread(parse_sitemap, body, fetched.url)
+    parsed = await parsing.run(parse_sitemap, body, fetched.url)
+    return replace(parsed, url=parsed.url or fetched.url) if isinstance(parsed, Failure) else parsed
 
 
 def parse_sitemap(body: bytes, url: str) -> tuple[str, list[str]] | Failure:

@@ -1,9 +1,10 @@
 """The sources service: every configured source read on its schedule, what it found sent to the
 content topic once.
 
-One pass of a source reads it through its connector (:data:`Connector`), turns each
-:class:`Found` into a content item (:mod:`streams.sources.items`), drops what was already sent
-(:mod:`streams.sources.state`), and sends the rest through the Kafka layer's producer in batches,
+One pass of a source forgets what was sent longer ago than ``state.keep_sent``, reads the
+source through its connector (:data:`Connector`), turns each :class:`Found` into a content item
+(:mod:`streams.sources.items`), drops what was already sent (:mod:`streams.sources.state`), and
+sends the rest through the Kafka layer's producer in batches,
 marking each batch sent once the broker acknowledged it. Its failures are counted by reason
 (``propwatch_source_fetch_errors_total``) and logged, never raised. A pass with a fatal failure
 (the source as a whole could not be read, an item could not be sent, or a connector raised: the
@@ -64,6 +65,7 @@ from streams.sources.feeds import read_feed
 from streams.sources.fetch import Fetcher, FetchPolicy
 from streams.sources.items import Built, Skipped, build_item
 from streams.sources.pages import read_sitemap, read_urls
+from streams.sources.parsing import Parsers
 from streams.sources.state import SourcesState
 from streams.sources.warc import read_warc
 
@@ -212,21 +214,27 @@ def fetch_policy(config: SourcesConfig) -> FetchPolicy:
 async def default_connectors(
     config: SourcesConfig, store: PassValidators, metrics: SourcesMetrics
 ) -> AsyncIterator[Mapping[str, Connector]]:
-    """The connector of each kind: one fetcher for every web source, a worker thread for files."""
+    """The connector of each kind: one fetcher for every web source, a worker thread for files,
+    and child processes that parse feeds, sitemaps and pages (:class:`Parsers`), with a deadline."""
     async with Fetcher(fetch_policy(config), validators=store, metrics=metrics) as fetcher:
+        parsers = Parsers(timeout_s=config.fetch.parse_timeout)
 
         def read_web(source: Source) -> AsyncIterator[Found | Failure]:
             if isinstance(source, FeedSource):
-                return read_feed(fetcher, source.url, source=source.name, fetch_pages=source.fetch_pages)
+                return read_feed(
+                    fetcher, source.url, source=source.name, fetch_pages=source.fetch_pages, parsing=parsers
+                )
             if isinstance(source, UrlsSource):
-                return read_urls(fetcher, source.urls, source=source.name)
+                return read_urls(fetcher, source.urls, source=source.name, parsing=parsers)
             if isinstance(source, SitemapSource):
-                return read_sitemap(fetcher, source.url, source=source.name, max_pages=source.max_pages)
+                return read_sitemap(
+                    fetcher, source.url, source=source.name, max_pages=source.max_pages, parsing=parsers
+                )
             raise TypeError(f"not a web source: {source.kind}")
 
         def read_file(source: FileSource) -> Iterator[Found | Failure]:
             if isinstance(source, WarcSource):
-                return read_warc(source.path, max_record_bytes=source.max_record_bytes)
+                return read_warc(source.path, max_record_bytes=source.max_record_bytes, parsing=parsers)
             if isinstance(source, TelegramSource):
                 return read_telegram_export(
                     source.path, channel_url=source.channel_url, max_bytes=source.max_bytes
@@ -236,7 +244,10 @@ async def default_connectors(
             raise TypeError(f"no reader for {source.kind}")
 
         files = file_connector(read_file, store, metrics)
-        yield {kind: files if issubclass(model, FileSource) else read_web for kind, model in MODELS.items()}
+        with parsers:
+            yield {
+                kind: files if issubclass(model, FileSource) else read_web for kind, model in MODELS.items()
+            }
 
 
 # --- the service -----------------------------------------------------------------------------------
@@ -357,6 +368,7 @@ class SourcesService:
         return result
 
     async def _read(self, source: Source, connector: Connector, result: PassResult) -> None:
+        self._forget_sent()
         batch: list[Built] = []
         seen: set[object] = set()
         found_items = connector(source)
@@ -407,6 +419,14 @@ class SourcesService:
         self.metrics.items.labels(source=source.name).inc(len(batch))
         self.metrics.last_item.labels(source=source.name).set(now)
         return True
+
+    def _forget_sent(self) -> None:
+        """Forget the items sent longer ago than ``state.keep_sent`` (once a pass, at most
+        :data:`~streams.sources.state.FORGET_BATCH` of them); found again, they are sent again."""
+        keep = self.config.state.keep_sent
+        forgotten = self.state.forget_sent(time.time() - keep)
+        if forgotten:
+            log.info("state: forgot %d items sent more than %g days ago", forgotten, keep / 86400)
 
     def _produce(self, batch: list[Built]) -> None:
         for built in batch:

@@ -5,7 +5,10 @@
   source and content hash), so that nothing is sent twice. An item is marked only after the
   producer's flush was acknowledged: delivery is at-least-once, and a crash between the
   acknowledgement and the mark sends it again on the next pass, with the same deterministic id
-  (:mod:`streams.sources.items`), so the pipeline's outputs for it repeat their ids;
+  (:mod:`streams.sources.items`), so the pipeline's outputs for it repeat their ids. Items sent
+  longer ago than ``state.keep_sent`` are forgotten (:meth:`SourcesState.forget_sent`, indexed by
+  ``sent_at``), so the table does not grow for ever: one found again after that is sent again,
+  with the same id;
 - ``validators``: each URL's ETag and Last-Modified, per source (the :class:`ValidatorStore` the
   fetcher uses), so that re-polling costs a 304; per source, so that a URL two sources read is new
   to each until it has read it;
@@ -35,6 +38,9 @@ from streams.sources.base import Validators
 FILE_NAME = "sources.sqlite3"
 MAX_VALIDATOR_CHARS = 1024
 """A longer ETag or Last-Modified is not kept (a server's whim, not a validator)."""
+FORGET_BATCH = 10_000
+"""Most sent items :meth:`SourcesState.forget_sent` deletes at once, so that it never holds the
+state for long (a first run on a large old table forgets the rest in the next calls)."""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sent (
@@ -44,6 +50,7 @@ CREATE TABLE IF NOT EXISTS sent (
     sent_at REAL NOT NULL,
     PRIMARY KEY (url, source, content_sha256)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS sent_by_time ON sent (sent_at);
 CREATE TABLE IF NOT EXISTS validators (
     source TEXT NOT NULL,
     url TEXT NOT NULL,
@@ -155,6 +162,17 @@ class SourcesState:
                     "ON CONFLICT (source) DO UPDATE SET last_item = excluded.last_item",
                     (source, at),
                 )
+
+    def forget_sent(self, before: float, *, most: int = FORGET_BATCH) -> int:
+        """Forget at most ``most`` items sent before ``before`` (epoch seconds), the oldest first;
+        how many were forgotten. An indexed range delete: cheap when there is nothing to forget."""
+        with self._transaction() as db:
+            cursor = db.execute(
+                "DELETE FROM sent WHERE (url, source, content_sha256) IN ("
+                "SELECT url, source, content_sha256 FROM sent WHERE sent_at < ? ORDER BY sent_at LIMIT ?)",
+                (before, most),
+            )
+        return cursor.rowcount
 
     # --- validators (ValidatorStore) ------------------------------------------------------------
 

@@ -31,6 +31,7 @@ from warcio.recordloader import ArcWarcRecord
 from streams.sources.base import Failure, Found
 from streams.sources.extract import MAX_HTML_BYTES, clean_field, extract_page
 from streams.sources.files import detail
+from streams.sources.parsing import IN_THREAD, Parsing
 from streams.sources.urls import normalise_url, platform_of
 
 MAX_RECORD_BYTES = MAX_HTML_BYTES
@@ -46,13 +47,14 @@ _READ_ERRORS = (EOFError, zlib.error, OSError)
 
 
 def read_warc(
-    path: str | os.PathLike[str], *, max_record_bytes: int = MAX_RECORD_BYTES
+    path: str | os.PathLike[str], *, max_record_bytes: int = MAX_RECORD_BYTES, parsing: Parsing = IN_THREAD
 ) -> Iterator[Found | Failure]:
     """The HTML and plain-text pages captured in the WARC file at ``path``.
 
     ``url`` is the record's target URI (normalised), ``published_at`` the page's own date (never
     the capture's), ``metadata`` the capture's ``warc_date`` and ``warc_record_id`` (and the page's
-    ``title``). CPU-bound (each HTML page is extracted): iterate it in a thread from async code."""
+    ``title``). CPU-bound (each HTML page is extracted, through ``parsing``:
+    :mod:`streams.sources.parsing`): iterate it in a thread from async code."""
     name = Path(path).name
     try:
         handle = open(path, "rb")
@@ -71,7 +73,7 @@ def read_warc(
                 yield _cannot_read(name, read, exc)
                 return
             try:
-                result = _page(record, max_record_bytes)
+                result = _page(record, max_record_bytes, parsing)
                 records.read_to_end()
             except _READ_ERRORS as exc:
                 yield _cannot_read(name, read, exc)
@@ -114,7 +116,7 @@ def _cannot_read(name: str, read: int, exc: Exception) -> Failure:
     return Failure(reason, detail(f"{name}: not readable after {read} records: {what}"), fatal=True)
 
 
-def _page(record: ArcWarcRecord, max_bytes: int) -> Found | Failure | None:
+def _page(record: ArcWarcRecord, max_bytes: int, parsing: Parsing) -> Found | Failure | None:
     """A record's page, a Failure, or None for a record that holds no page."""
     if record.rec_type not in READ_TYPES:
         return None
@@ -139,7 +141,9 @@ def _page(record: ArcWarcRecord, max_bytes: int) -> Found | Failure | None:
         if (value := clean_field(record.rec_headers.get_header(header), HEADER_CHARS))
     }
     if media_type in HTML_TYPES:
-        found = extract_page(payload, uri, max_bytes=max_bytes)
+        found = parsing.call(extract_page, payload, uri, max_bytes=max_bytes)
+        if isinstance(found, Failure):
+            return replace(found, url=normalise_url(uri))
         return None if found is None else replace(found, metadata={**found.metadata, **metadata})
     text = _decode(payload, charset).strip()
     if not text:

@@ -69,11 +69,12 @@ FEED_ENTRIES = (
 )
 
 
-def rss(base: str) -> str:
+def rss(base: str, entries: tuple[tuple[str, str, str], ...] = FEED_ENTRIES) -> str:
+    """A feed of ``entries`` (path, title, text), its links on ``base``."""
     items = "".join(
         f"<item><title>{title}</title><link>{base}{path}</link><description>{text}</description>"
         "<pubDate>Tue, 05 Mar 2024 09:20:00 GMT</pubDate></item>"
-        for path, title, text in FEED_ENTRIES
+        for path, title, text in entries
     )
     return (
         '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'

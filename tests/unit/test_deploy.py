@@ -25,7 +25,7 @@ from packaging.requirements import Requirement
 from pydantic import SecretStr
 
 from streams.settings import Settings
-from streams.sources.config import KINDS, FetchConfig, load_config
+from streams.sources.config import KINDS, FetchConfig, StateConfig, load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -946,9 +946,10 @@ def test_only_the_intended_principals_can_write_what_causes_referrals() -> None:
 # --- deploy/SOURCES.yml ----------------------------------------------------------------------------
 
 
-def test_the_sources_example_is_valid_and_shows_the_default_fetch_policy() -> None:
+def test_the_sources_example_is_valid_and_shows_the_default_fetch_policy_and_retention() -> None:
     config = load_config(SOURCES_EXAMPLE)
     assert config.fetch == FetchConfig(), "the fetch keys it shows are the defaults"
+    assert config.state == StateConfig(), "the retention it shows is the default"
     for source in config.sources:
         for url in [getattr(source, "url", None), *getattr(source, "urls", ())]:
             assert url is None or re.match(r"https://([a-z]+\.)?example\.org/", url), url

@@ -21,6 +21,8 @@ from streams.sources.config import (
 
 VALID = """\
 unit: IRU-Test
+state:
+  keep_sent: 30d
 fetch:
   user_agent: "propwatch-test (IRU-Test)"
   connect_timeout: 5s
@@ -75,6 +77,7 @@ def test_a_valid_file_loads_every_kind(folder: Path) -> None:
         0.0,
     )
     assert config.fetch.allow_private_addresses is True
+    assert config.state.keep_sent == 30 * 86400.0
     feed, watchlist, listed, site, capture, channel, server = config.sources
     assert isinstance(feed, FeedSource) and feed.url == "https://news.example/feed.xml"
     assert (feed.every, feed.expect_items_within, feed.platform) == (900.0, 86400.0, "news.example")
@@ -110,6 +113,7 @@ def test_defaults_are_polite_and_the_user_agent_names_the_unit(folder: Path) -> 
     assert 0 < config.fetch.connect_timeout <= 30 and 0 < config.fetch.read_timeout <= 60
     assert config.fetch.max_bytes <= 10_000_000
     assert config.fetch.allow_private_addresses is False, "public addresses only"
+    assert config.state.keep_sent == 365 * 86400.0, "sent items are remembered a year"
     [source] = config.sources
     assert (source.every, source.expect_items_within, source.enabled) == (3600.0, 86400.0, True)
 
@@ -144,6 +148,13 @@ FEED = "  - name: a\n    kind: feed\n    url: https://a.example/feed\n"
         ("unit: x\nsources:\n" + FEED + "    evry: 5m\n", 6, "unknown key 'evry'"),
         ("unit: x\nfetch:\n  timeout: 5s\nsources:\n" + FEED, 3, "unknown key 'timeout'"),
         ("unit: x\ncolour: blue\nsources:\n" + FEED, 2, "unknown key 'colour'"),
+        ("unit: x\nstate:\n  keep: 30d\nsources:\n" + FEED, 3, "unknown key 'keep'"),
+        (
+            "unit: x\nstate:\n  keep_sent: 12h\nsources:\n" + FEED,
+            3,
+            "state.keep_sent: at least 1d: an item still listed in a feed would be sent again",
+        ),
+        ("unit: x\nstate:\n  keep_sent: 1y\nsources:\n" + FEED, 3, "state.keep_sent: a duration such as"),
         (
             "unit: x\nsources:\n" + FEED + "  - name: b\n    kind: rss\n    url: https://b.example/\n",
             7,

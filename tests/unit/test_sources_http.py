@@ -523,11 +523,34 @@ async def test_a_feed_in_a_legacy_encoding_is_decoded_right(
     assert "\ufffd" not in item.text
 
 
-@pytest.mark.parametrize("name", ["feed_broken.xml"])
-async def test_what_is_not_a_feed_is_a_fatal_failure(server: HTTPServer, name: str) -> None:
-    items = await feed_items(server, fixture(name), "text/html")
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (fixture("feed_broken.xml"), "text/html"),
+        # well-formed XML, so not "bozo": an error page served as the feed was, or other XML
+        (fixture("feed_broken.xml"), "application/rss+xml"),
+        (b'<?xml version="1.0"?><catalog><book id="1">A fictional title</book></catalog>', "application/xml"),
+    ],
+    ids=["html", "html-as-rss", "other-xml"],
+)
+async def test_what_is_not_a_feed_is_a_fatal_failure(
+    server: HTTPServer, body: bytes, content_type: str
+) -> None:
+    items = await feed_items(server, body, content_type)
     assert len(items) == 1
     assert isinstance(items[0], Failure) and items[0].reason == "invalid_content" and items[0].fatal
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>Quiet Courier</title></channel></rss>',
+        '<feed xmlns="http://www.w3.org/2005/Atom"><title>Quiet Courier</title></feed>',
+    ],
+    ids=["rss", "atom"],
+)
+async def test_a_feed_without_entries_is_no_failure(server: HTTPServer, body: str) -> None:
+    assert await feed_items(server, body, "application/xml") == []
 
 
 async def test_a_feed_that_cannot_be_fetched_is_a_fatal_failure(server: HTTPServer) -> None:

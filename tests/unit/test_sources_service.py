@@ -5,7 +5,9 @@ the worker whatever a source put in them."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import UTC, datetime, timedelta, timezone
@@ -25,6 +27,7 @@ from streams.sources.config import (
     FetchConfig,
     Source,
     SourcesConfig,
+    StateConfig,
     UrlsSource,
     WarcSource,
     load_config,
@@ -196,6 +199,38 @@ async def test_items_without_a_url_dedupe_per_source(state: SourcesState, metric
     assert [r.duplicates for r in await svc.run_once()] == [1, 1]
     items = {item.metadata["source"]: item for item in producer.items()}
     assert items["one"].id != items["two"].id and items["one"].url is None
+
+
+async def test_items_sent_longer_ago_than_keep_sent_are_forgotten_and_sent_again(
+    state: SourcesState, metrics: SourcesMetrics, caplog: pytest.LogCaptureFixture
+) -> None:
+    day, now = 86400.0, time.time()
+    for n, sent_days_ago in ((1, 31), (2, 29)):
+        built = build_item(
+            found(n), source="news", platform=None, max_text_bytes=1000, observed_at="2026-11-01T12:00:00Z"
+        )
+        assert isinstance(built, Built)
+        state.mark_sent([built.key], at=now - sent_days_ago * day)
+    producer = RecordingProducer()
+    svc = SourcesService(
+        dataclasses.replace(config(feed("news")), state=StateConfig.model_validate({"keep_sent": "30d"})),
+        Settings(),
+        producer,  # type: ignore[arg-type]
+        metrics,
+        state,
+        connectors={"feed": listed([found(1), found(2)])},
+    )
+    with caplog.at_level(logging.INFO, logger="streams.sources.service"):
+        [first] = await svc.run_once()
+    assert (first.sent, first.duplicates) == (1, 1), "the item sent 31 days ago is sent again"
+    assert [item.url for item in producer.items()] == ["https://news.example/posts/1"]
+    assert "state: forgot 1 items sent more than 30 days ago" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="streams.sources.service"):
+        [second] = await svc.run_once()
+    assert (second.sent, second.duplicates) == (0, 2), "sent again, it is remembered again"
+    assert "forgot" not in caplog.text, "nothing to forget: nothing logged"
+    svc.close()
 
 
 # --- the items are what the worker accepts ------------------------------------------------------

@@ -88,3 +88,24 @@ def test_activity_is_when_a_source_last_sent_and_was_last_read(tmp_path: Path) -
         assert state.activity("feed-b") == Activity()
         state.succeeded("feed-a", at=2000.0)
         assert state.activity("feed-a") == Activity(last_item=1500.0, last_success=2000.0)
+
+
+def test_items_sent_before_a_time_are_forgotten_oldest_first_in_batches(tmp_path: Path) -> None:
+    keys = [SentKey.of(f"https://a.example/{n}", "feed-a", SHA) for n in range(5)]
+    with SourcesState(tmp_path / FILE_NAME) as state:
+        for n, key in enumerate(keys):
+            state.mark_sent([key], at=1000.0 + n)
+        assert state.forget_sent(1000.0) == 0, "nothing was sent before"
+        assert state.forget_sent(1003.0, most=2) == 2
+        assert [state.is_sent(key) for key in keys] == [False, False, True, True, True]
+        assert state.forget_sent(1003.0) == 1, "the rest in the next call"
+        assert state.forget_sent(1003.0) == 0
+    with SourcesState(tmp_path / FILE_NAME) as state:
+        assert [state.is_sent(key) for key in keys] == [False, False, False, True, True]
+
+
+def test_forgetting_uses_the_index_on_the_send_time(tmp_path: Path) -> None:
+    SourcesState(tmp_path / FILE_NAME).close()
+    with sqlite3.connect(tmp_path / FILE_NAME) as db:
+        plan = db.execute("EXPLAIN QUERY PLAN SELECT 1 FROM sent WHERE sent_at < 1").fetchall()
+    assert any("USING COVERING INDEX sent_by_time" in row[-1] for row in plan), plan
