@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 DEFAULT_MODEL = "default"
@@ -22,6 +26,26 @@ class ModelNotBuiltError(FileNotFoundError):
 def models_dir() -> Path:
     """The git-ignored folder of built models: ``models/`` in the checkout."""
     return Path(__file__).resolve().parents[1] / "models"
+
+
+@contextlib.contextmanager
+def staged_folder(target: Path) -> Iterator[Path]:
+    """A fresh folder beside ``target`` to build a model (or its shipped part) in. When the block
+    ends without an exception it replaces ``target`` at once, its files readable by every user (a
+    container's own user too); otherwise it is removed: a half-built folder never stands at
+    ``target``."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        yield staging
+        for path in (staging, *staging.rglob("*")):
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        if target.exists():
+            shutil.rmtree(target)
+        staging.rename(target)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
 
 
 def default_model_path(recipe: str = DEFAULT_RECIPE) -> Path:

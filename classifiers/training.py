@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -24,6 +22,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from classifiers.base import LABELS
 from classifiers.corpus import Example, seed_examples
+from classifiers.default_model import staged_folder
 from classifiers.e5.train import E5TrainingConfig
 from classifiers.e5.train import train as train_e5
 
@@ -137,9 +136,7 @@ def build_model(
     all of MiniLM, :class:`E5TrainingConfig` the top layers of multilingual-e5-small. ``card``
     writes the model card from the built folder."""
     examples = seed_examples("train")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
+    with staged_folder(target) as staging:
         if isinstance(config, E5TrainingConfig):
             train_e5(examples, staging, config, progress)
         else:
@@ -147,12 +144,4 @@ def build_model(
             train(examples, staging, config, progress)
         if card is not None:
             (staging / "README.md").write_text(card(staging))
-        for path in (staging, *staging.rglob("*")):  # readable by the container's own user
-            path.chmod(0o755 if path.is_dir() else 0o644)
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
     return target

@@ -6,8 +6,6 @@ with its model card. Seconds on one core."""
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -18,7 +16,7 @@ import numpy as np
 
 from classifiers.base import LABELS, ClassifierOptions
 from classifiers.corpus import Example, seed_examples
-from classifiers.default_model import models_dir
+from classifiers.default_model import models_dir, staged_folder
 from classifiers.evaluation import Report, evaluate, format_report
 from classifiers.use_backend import ENCODER, UseClassifier, UseEncoder, save_head
 
@@ -119,10 +117,8 @@ def build_use_model(
         f"embedded in {embed_seconds:.1f} s ({len(train) / embed_seconds:.0f} texts/s); fitting the head"
     )
     weight, bias = train_head(embeddings, train, config)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     report = None
-    try:
+    with staged_folder(target) as staging:
         save_head(staging, LABELS, weight, bias)
         if test:
             progress(f"evaluating on {len(test)} held-out texts")
@@ -140,14 +136,6 @@ def build_use_model(
         }
         (staging / "training.json").write_text(json.dumps(training, indent=2) + "\n")
         (staging / "README.md").write_text(render_use_card(target.name, train, report, training))
-        for path in (staging, *staging.rglob("*")):  # readable by the container's own user
-            path.chmod(0o755 if path.is_dir() else 0o644)
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
     return BuildResult(target, len(train), embed_seconds, time.perf_counter() - started, report)
 
 

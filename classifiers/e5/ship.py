@@ -23,12 +23,13 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+
+from classifiers.default_model import staged_folder
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
 TRAINED_FILE = "trained.safetensors"
@@ -146,21 +147,12 @@ def write_shipped(
         for k, v in sorted(state.items())
         if k.startswith(prefixes)
     }
-    staging = Path(tempfile.mkdtemp(prefix=".shipped-", dir=shipped.parent))
-    try:
+    with staged_folder(shipped) as staging:
         save_file(trained, str(staging / TRAINED_FILE), metadata={"recipe": training["recipe"]})
         np.save(staging / VOCABULARY_FILE, np.asarray(kept_ids(folder), dtype=np.int32))
         shutil.copyfile(folder / TRAINING_FILE, staging / TRAINING_FILE)
         (staging / EVALUATION_FILE).write_text(json.dumps(evaluation, indent=2) + "\n")
         (staging / SUMS_FILE).write_text("".join(f"{sha256(staging / n)}  {n}\n" for n in SHIPPED_FILES))
-        for path in (staging, *staging.iterdir()):
-            path.chmod(0o755 if path.is_dir() else 0o644)
-        if shipped.exists():
-            shutil.rmtree(shipped)
-        staging.rename(shipped)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
     return shipped
 
 
@@ -227,10 +219,8 @@ def assemble(target: Path, shipped: Path = SHIPPED_DIR, onnx: bool = True) -> Pa
     from classifiers.model_card import render_card
     from classifiers.onnx_backend import quantise_onnx, write_onnx
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     steps = ASSEMBLY_STEPS if onnx else ASSEMBLY_STEPS[:4]
-    try:
+    with staged_folder(target) as staging:
         with _progress() as bar:
             task = bar.add_task("assembling", total=sum(w for _, w in steps), note="")
 
@@ -277,12 +267,4 @@ def assemble(target: Path, shipped: Path = SHIPPED_DIR, onnx: bool = True) -> Pa
                 step(5)
                 quantise_onnx(staging)
             step(len(steps))
-        for path in (staging, *staging.rglob("*")):  # readable by the container's own user
-            path.chmod(0o755 if path.is_dir() else 0o644)
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
     return target

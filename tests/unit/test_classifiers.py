@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from classifiers.base import LABELS, Classifier, ClassifierOptions, LabelMappingError, resolve_label_map
-from classifiers.default_model import DEFAULT_MODEL, ModelNotBuiltError, resolve_model
+from classifiers.default_model import DEFAULT_MODEL, ModelNotBuiltError, resolve_model, staged_folder
 from classifiers.onnx_backend import export_onnx
 from classifiers.registry import UnknownBackendError, backend_names, load_classifier
 from classifiers.testing import ClassifierContract, build_tiny_model
@@ -112,3 +112,23 @@ class TestOnnxInt8Classifier(ClassifierContract):
 def test_onnx_backend_needs_an_export(tiny_model_dir: Path) -> None:
     with pytest.raises(ModelNotBuiltError, match="export-onnx"):
         load_classifier("onnx", str(tiny_model_dir), ClassifierOptions())
+
+
+def test_a_staged_folder_replaces_its_target_whole_or_not_at_all(tmp_path: Path) -> None:
+    """Every model build writes through ``staged_folder``: a finished build replaces the old
+    folder (readable by all), a failed one leaves the old folder as it was and nothing beside it."""
+    target = tmp_path / "models" / "m"
+    target.mkdir(parents=True)
+    (target / "old.txt").write_text("old")
+    with pytest.raises(RuntimeError), staged_folder(target) as staging:
+        (staging / "half.txt").write_text("half")
+        raise RuntimeError("the build failed")
+    assert sorted(p.name for p in target.parent.iterdir()) == ["m"]
+    assert sorted(p.name for p in target.iterdir()) == ["old.txt"]
+    with staged_folder(target) as staging:
+        (staging / "sub").mkdir()
+        (staging / "sub" / "new.txt").write_text("new")
+    assert sorted(p.name for p in target.parent.iterdir()) == ["m"]
+    assert [p.relative_to(target).as_posix() for p in sorted(target.rglob("*"))] == ["sub", "sub/new.txt"]
+    assert (target / "sub").stat().st_mode & 0o777 == 0o755
+    assert (target / "sub" / "new.txt").stat().st_mode & 0o777 == 0o644
